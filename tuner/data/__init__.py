@@ -1,0 +1,1 @@
+"""Datasets: the course's PNG layout, CASIA .gnt files, the decoded-array cache."""

@@ -1,0 +1,1 @@
+"""Synthetic handwriting drawn from stroke medians: the embedded default dataset."""
