@@ -8,6 +8,9 @@ directly; tests catch it directly.
 
 from __future__ import annotations
 
+import sys
+from typing import IO, Any
+
 import click
 
 
@@ -16,6 +19,10 @@ class TunerError(click.UsageError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        # One line, no usage block: the message already says what to do.
+        click.echo(f"Error: {self.format_message()}", file=file or sys.stderr)
 
 
 class DataError(TunerError):

@@ -24,15 +24,20 @@ class Preprocessing:
         return asdict(self)
 
 
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+
+
 def to_grayscale(img: Image.Image) -> Image.Image:
     """RGB, palette, alpha and 16-bit images to 8-bit grayscale, transparent parts as paper."""
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(paper, rgba)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if img.mode in _SIXTEEN_BIT_MODES or img.mode == "I":
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if arr.max() > 255 else 255.0
+        # A 16-bit PNG always spans 0..65535, even a dark one whose values all sit below 256;
+        # only 32-bit "I" images (TIFF, arrays) leave the range to be guessed.
+        top = 65535.0 if img.mode in _SIXTEEN_BIT_MODES or arr.max() > 255 else 255.0
         return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
     if img.mode != "L":
         img = img.convert("L")

@@ -1,0 +1,71 @@
+"""``tune run / status / best / delete`` through Click's CliRunner, on a tiny PNG dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tests.tiny import fresh_tracking_uri, write_tiny_layout, write_tiny_space
+from tuner.cli import main
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TUNER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_tracking_uri(tmp_path))
+    monkeypatch.delenv("TUNE_STORAGE", raising=False)
+    write_tiny_layout(tmp_path / "data")
+    write_tiny_space(tmp_path, epochs=1)
+    return tmp_path
+
+
+def tune(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_run_resume_status_best(workdir: Path) -> None:
+    first = tune(
+        "run", "tiny.yaml", "--data", "data", "--n-trials", "2", "--no-live", "--seed", "0"
+    )
+    assert first.exit_code == 0, first.output
+    assert "ran 2 trials" in first.output and "tune best tiny" in first.output
+    assert (workdir / "tuner.db").exists(), "the default storage is an SQLite file here"
+
+    again = tune("run", "tiny.yaml", "--data", "data", "--n-trials", "2", "--no-live")
+    assert again.exit_code == 0 and "is finished" in again.output
+
+    more = tune("run", "tiny.yaml", "--data", "data", "--n-trials", "3", "--no-live")
+    assert more.exit_code == 0 and "ran 1 trials" in more.output
+
+    status = tune("status")
+    assert status.exit_code == 0 and "tiny" in status.output
+
+    best = tune("best", "tiny", "--json")
+    assert best.exit_code == 0
+    report = json.loads(best.output)
+    assert report["study"] == "tiny" and "learning_rate" in report["params"]
+    assert "val_accuracy" in report["metrics"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "no_such_space"], "no search space named 'no_such_space'"),
+        (["run", "tiny.yaml", "--data", "missing"], "missing"),
+        (["best", "nothing"], "no study 'nothing'"),
+        (["run", "tiny.yaml", "--storage", "postgresql://u:secret@127.0.0.1:1/db"], "***"),
+    ],
+)
+def test_bad_input_is_one_line_without_traceback(
+    workdir: Path, args: list[str], expected: str
+) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[-1].startswith("Error:") and expected in lines[-1]
+    assert "Traceback" not in result.output
+    assert "secret" not in result.output

@@ -1,0 +1,257 @@
+"""``tune run``, ``tune status``, ``tune best``, ``tune ui``, ``tune delete``."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import click
+
+from tuner.errors import StudyError
+
+STORAGE_HELP = "Study database URL (default: sqlite:///tuner.db here; env TUNE_STORAGE)."
+TRACKING_HELP = "MLflow tracking URI (default: SQLite under ./mlruns; env MLFLOW_TRACKING_URI)."
+
+
+@click.command()
+@click.argument("space")
+@click.option("--data", "data_path", help="Dataset root (Train/ and Test/); default: the space's.")
+@click.option("--study-name", help="Default: the space's name.")
+@click.option("--storage", help=STORAGE_HELP)
+@click.option("--tracking-uri", help=TRACKING_HELP)
+@click.option(
+    "--sampler",
+    type=click.Choice(["random", "tpe", "gp", "cmaes", "qmc"]),
+    default="tpe",
+    show_default=True,
+    help="gp is Gaussian-process Bayesian optimisation.",
+)
+@click.option(
+    "--pruner",
+    type=click.Choice(["median", "hyperband", "none"]),
+    default="median",
+    show_default=True,
+)
+@click.option("--seed", type=int, help="Seed for the sampler and the models (one worker).")
+@click.option("--n-trials", type=click.IntRange(min=1), help="Total trials the study should have.")
+@click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
+@click.option("--max-epochs", type=click.IntRange(min=1), help="Override the space's max epochs.")
+@click.option("--live/--no-live", default=True, help="Live trial table while it runs.")
+def run(
+    space: str,
+    data_path: str | None,
+    study_name: str | None,
+    storage: str | None,
+    tracking_uri: str | None,
+    sampler: str,
+    pruner: str,
+    seed: int | None,
+    n_trials: int | None,
+    timeout: float | None,
+    max_epochs: int | None,
+    live: bool,
+) -> None:
+    """Run (or resume) a study over SPACE: a name in search_spaces/ or a YAML file.
+
+    Running the same command again resumes the study; --n-trials is the total it should have.
+    """
+    from rich.console import Console
+
+    from tuner.space import load_space
+    from tuner.study.orchestrate import StudySettings, budget_used, open_study, run_study
+    from tuner.study.progress import LiveView
+    from tuner.study.storage import resolve_storage_url
+    from tuner.tracking.mlflow_tracker import resolve_tracking_uri
+
+    console = Console()
+    search_space = load_space(space)
+    if max_epochs is not None:
+        search_space = dataclasses.replace(
+            search_space,
+            training=dataclasses.replace(search_space.training, max_epochs=max_epochs),
+        )
+    settings = StudySettings(
+        space=search_space,
+        storage_url=resolve_storage_url(storage),
+        tracking_uri=resolve_tracking_uri(tracking_uri),
+        study_name=study_name,
+        sampler=sampler,
+        pruner=pruner,
+        seed=seed,
+        n_trials=n_trials,
+        timeout=timeout,
+    )
+    study = open_study(settings)  # validates the space against a stored study before any work
+    done_before = budget_used(study)
+    if done_before >= settings.total_trials:
+        _print_finished(console, settings.name, study, settings.total_trials)
+        return
+    from tuner.study.data_source import load_for_space
+
+    data = load_for_space(
+        search_space, data_path, seed=seed or 0, notify=lambda m: console.print(f"[dim]{m}[/dim]")
+    )
+    console.print(
+        f"study [bold]{settings.name}[/bold]: {done_before}/{settings.total_trials} trials done, "
+        f"sampler {sampler}, pruner {pruner}; data {data.root} "
+        f"({len(data.classes)} classes, {len(data.train.labels)} train / "
+        f"{len(data.val.labels)} val images)"
+    )
+    view = LiveView(
+        settings.name,
+        search_space.objective.metric,
+        search_space.objective.direction == "maximize",
+        settings.total_trials,
+        done_before,
+        console=console,
+    )
+    if live:
+        with view:
+            outcome = run_study(settings, data, observers=[view])
+    else:
+        outcome = run_study(settings, data, observers=[view])
+    counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(outcome.counts.items()))
+    if outcome.interrupted:
+        console.print(
+            f"[magenta]Interrupted.[/magenta] The running trial is recorded as interrupted "
+            f"({counts}). Run the same command to resume."
+        )
+        sys.exit(130)
+    console.print(f"ran {outcome.ran} trials in {outcome.elapsed_s / 60:.1f} min ({counts})")
+    if outcome.best_number is not None and outcome.best_value is not None:
+        console.print(
+            f"best: trial {outcome.best_number}, {search_space.objective.metric} "
+            f"{outcome.best_value:.4f}"
+        )
+    console.print(
+        f"next: [bold]tune best {settings.name}[/bold]  |  [bold]tune status[/bold]  |  "
+        f"[bold]tune ui[/bold] (MLflow: compare trials, overlay learning curves)"
+    )
+
+
+def _print_finished(console: Any, name: str, study: Any, total: int) -> None:
+    from tuner.study.orchestrate import best_trial
+
+    best = best_trial(study)
+    console.print(
+        f"study [bold]{name}[/bold] is finished: it has its {total} trials "
+        f"(ask for more with --n-trials N)."
+    )
+    if best is not None:
+        console.print(f"best: trial {best.number}, value {best.value:.4f}, params {best.params}")
+
+
+@click.command()
+@click.option("--storage", help=STORAGE_HELP)
+def status(storage: str | None) -> None:
+    """List the studies in the database with trial counts by state and the best value."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tuner.study.results import list_studies
+    from tuner.study.storage import resolve_storage_url
+
+    rows = list_studies(resolve_storage_url(storage))
+    console = Console()
+    if not rows:
+        console.print("no studies yet: start one with  tune run casia_cnn")
+        return
+    table = Table(title="studies")
+    for col in ("study", "budget", "complete", "pruned", "fail", "interrupted", "running", "best"):
+        table.add_column(col, justify="left" if col == "study" else "right")
+    for r in rows:
+        c = r.counts
+        table.add_row(
+            r.name,
+            str(r.n_trials or ""),
+            str(c.get("COMPLETE", 0)),
+            str(c.get("PRUNED", 0)),
+            str(c.get("FAIL", 0)),
+            str(c.get("INTERRUPTED", 0)),
+            str(c.get("RUNNING", 0)),
+            "" if r.best_value is None else f"{r.best_value:.4f} (#{r.best_number})",
+        )
+    console.print(table)
+
+
+@click.command()
+@click.argument("study_name")
+@click.option("--storage", help=STORAGE_HELP)
+@click.option("--tracking-uri", help=TRACKING_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def best(study_name: str, storage: str | None, tracking_uri: str | None, as_json: bool) -> None:
+    """The best trial of STUDY_NAME: its params and metrics."""
+    from tuner.study.results import best_trial_report
+    from tuner.study.storage import resolve_storage_url
+    from tuner.tracking.mlflow_tracker import resolve_tracking_uri
+
+    report = best_trial_report(
+        resolve_storage_url(storage), study_name, resolve_tracking_uri(tracking_uri)
+    )
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"study [bold]{study_name}[/bold]: best trial {report['number']} "
+        f"({report['metric']} {report['value']:.4f}), MLflow run {report.get('mlflow_run_id', '')}"
+    )
+    table = Table(show_header=True)
+    table.add_column("param")
+    table.add_column("value")
+    for k, v in report["params"].items():
+        table.add_row(k, str(v))
+    console.print(table)
+    if report.get("metrics"):
+        console.print(
+            "metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(report["metrics"].items()))
+        )
+
+
+@click.command()
+@click.option("--tracking-uri", help=TRACKING_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def ui(tracking_uri: str | None, host: str, port: int) -> None:
+    """Start the MLflow UI on the project's tracking store (Ctrl-C stops it)."""
+    from tuner.tracking.mlflow_tracker import artifact_root_for, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    cmd = [
+        sys.executable, "-m", "mlflow", "ui",
+        "--backend-store-uri", uri, "--host", host, "--port", str(port),
+    ]  # fmt: skip
+    root = artifact_root_for(uri)
+    if root:
+        cmd += ["--default-artifact-root", root]
+    click.echo(f"MLflow UI on http://{host}:{port}  (store {uri}); Ctrl-C stops it")
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the user stops it
+        subprocess.run(cmd, check=False, env={**os.environ})
+
+
+@click.command()
+@click.argument("study_name")
+@click.option("--storage", help=STORAGE_HELP)
+@click.option("--yes", is_flag=True, help="Do not ask.")
+def delete(study_name: str, storage: str | None, yes: bool) -> None:
+    """Delete STUDY_NAME from the study database (its MLflow runs are kept)."""
+    import optuna
+
+    from tuner.study.storage import open_storage, resolve_storage_url
+
+    url = resolve_storage_url(storage)
+    if not yes:
+        click.confirm(f"delete study {study_name!r} from {url}?", abort=True)
+    try:
+        optuna.delete_study(study_name=study_name, storage=open_storage(url, heartbeat=False))
+    except KeyError:
+        raise StudyError(f"no study {study_name!r} in {url}: see `tune status`") from None
+    click.echo(f"deleted study {study_name}; its MLflow runs are kept")

@@ -1,0 +1,218 @@
+"""The decoded-array cache: one uncompressed ``.npz`` per split, source files and preprocessing.
+
+Decoding tens of thousands of PNGs takes seconds; reading them back as one array takes a fraction
+of one. An entry's name carries a fingerprint of every source file (relative path, size,
+mtime_ns), the class order and the preprocessing settings, so editing, adding or touching a file,
+or changing the image size, gives a new name and a rebuild: nothing is ever invalidated in place.
+
+Entries are written to a temporary file in the same folder and moved into place with
+``os.replace``, so two processes filling the cache at once each leave a whole file, and a reader
+never sees half of one. A file that does not read back whole (truncated, bit rot: the zip's
+CRC catches it) counts as a miss and is rebuilt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from tuner import paths
+from tuner.data.preprocess import Preprocessing
+
+logger = logging.getLogger(__name__)
+
+# Bumped whenever what an entry holds, or how images are decoded, changes.
+CACHE_FORMAT = 1
+_SUFFIX = ".npz"
+_TMP_SUFFIX = ".tmp"
+# A temporary file this old belongs to a process that died mid-write.
+_STALE_TMP_SECONDS = 3600.0
+# <folder>-<path hash>-<settings hash>-<fingerprint>.npz; group 1 is all but the fingerprint.
+_ENTRY_NAME = re.compile(r"(.+-[0-9a-f]{12}-[0-9a-f]{8}-)[0-9a-f]{32}\.npz")
+
+
+@dataclass
+class CacheStats:
+    """Counters since start (or :func:`reset_stats`): what tests and ``tune data check`` read."""
+
+    hits: int = 0
+    misses: int = 0
+    corrupt: int = 0  # misses because an entry was there but did not read back whole
+    writes: int = 0
+    write_errors: int = 0
+
+
+STATS = CacheStats()
+
+
+def reset_stats() -> None:
+    """Zero the counters (in place, so a reference to ``STATS`` stays live)."""
+    for counter in fields(STATS):
+        setattr(STATS, counter.name, 0)
+
+
+def arrays_dir(cache_dir: Path | None = None) -> Path:
+    """The folder holding cache entries: ``cache_dir`` itself, else ``<tuner cache>/arrays``."""
+    return Path(cache_dir) if cache_dir is not None else paths.cache_dir() / "arrays"
+
+
+def _short_hash(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def fingerprint(
+    sources: Iterable[tuple[str, int, int]], preprocessing: Preprocessing, classes: Iterable[str]
+) -> str:
+    """A key for (relative path, size, mtime_ns) of every source file, class order, settings."""
+    digest = hashlib.sha256()
+    header = {"format": CACHE_FORMAT, "pp": preprocessing.key(), "classes": list(classes)}
+    digest.update(json.dumps(header, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    for rel, size, mtime_ns in sources:
+        digest.update(f"\n{rel}\t{size}\t{mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def entry_path(
+    source_dir: Path, preprocessing: Preprocessing, key: str, cache_dir: Path | None = None
+) -> Path:
+    """Where the entry for ``key`` lives. The name starts with the source folder and the settings,
+    so a rebuild can drop the entries it replaces (same folder, same settings, older files)."""
+    resolved = str(Path(source_dir).resolve())
+    settings = json.dumps(preprocessing.key(), sort_keys=True)
+    name = f"{Path(source_dir).name}-{_short_hash(resolved, 12)}-{_short_hash(settings, 8)}"
+    return arrays_dir(cache_dir) / f"{name}-{key[:32]}{_SUFFIX}"
+
+
+def read_entry(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays stored at ``path``, or None on a miss (absent, truncated, corrupt)."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+    except FileNotFoundError:
+        STATS.misses += 1
+        return None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        STATS.misses += 1
+        STATS.corrupt += 1
+        logger.warning("cache entry %s is unreadable (%s); rebuilding it", path.name, exc)
+        return None
+    STATS.hits += 1
+    return arrays
+
+
+def count_corrupt_entry() -> None:
+    """For callers whose own checks on a read entry failed: turn the hit into a corrupt miss."""
+    STATS.hits -= 1
+    STATS.misses += 1
+    STATS.corrupt += 1
+
+
+def write_entry(path: Path, arrays: Mapping[str, np.ndarray]) -> bool:
+    """Store ``arrays`` at ``path`` atomically; False (and a log line) where the cache is not
+    writable, since a cache that cannot be filled must not stop a load."""
+    tmp_name: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            dir=path.parent, prefix=f".{path.stem}.", suffix=_TMP_SUFFIX, delete=False
+        ) as tmp:
+            tmp_name = tmp.name
+            # Uncompressed: reading back is a copy, not a decode.
+            np.savez(tmp, allow_pickle=False, **arrays)
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        STATS.write_errors += 1
+        logger.warning("could not write cache entry %s (%s); loading goes on without it", path, exc)
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+        return False
+    STATS.writes += 1
+    _prune_replaced(path)
+    return True
+
+
+def _prune_replaced(path: Path) -> None:
+    """Drop entries this one replaces (same source folder and settings, other files) and
+    temporary files left by processes that died while writing."""
+    named = _ENTRY_NAME.fullmatch(path.name)
+    prefix = named.group(1) if named else None  # only names entry_path made can be replaced
+    now = time.time()
+    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
+        for entry in entries:
+            try:
+                if prefix and entry.name.endswith(_SUFFIX) and entry.name.startswith(prefix):
+                    if entry.name != path.name:
+                        os.unlink(entry.path)
+                elif (
+                    entry.name.endswith(_TMP_SUFFIX)
+                    and now - entry.stat().st_mtime > _STALE_TMP_SECONDS
+                ):
+                    os.unlink(entry.path)
+            except OSError:
+                continue  # another process got there first, or the file is in use
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a small text file whole or not at all (raises OSError where not writable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as tmp:
+            tmp.write(text)
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+
+
+def class_order_path(root: Path, cache_dir: Path | None = None) -> Path:
+    """The cache's copy of a dataset's class order (kept even where the dataset is read-only)."""
+    resolved = str(Path(root).resolve())
+    return arrays_dir(cache_dir) / f"{Path(root).name}-{_short_hash(resolved, 12)}.classes.txt"
+
+
+@dataclass
+class CacheInfo:
+    directory: Path
+    entries: int
+    bytes: int
+
+
+def cache_info(cache_dir: Path | None = None) -> CacheInfo:
+    """How many array entries the cache holds, and their size on disk."""
+    directory = arrays_dir(cache_dir)
+    entries = 0
+    total = 0
+    with contextlib.suppress(FileNotFoundError), os.scandir(directory) as found:
+        for entry in found:
+            if entry.name.endswith(_SUFFIX) and entry.is_file():
+                entries += 1
+                total += entry.stat().st_size
+    return CacheInfo(directory=directory, entries=entries, bytes=total)
+
+
+def clear_cache(cache_dir: Path | None = None) -> int:
+    """Delete every cache entry (and temporary and class-order files); the number of entries."""
+    directory = arrays_dir(cache_dir)
+    removed = 0
+    with contextlib.suppress(FileNotFoundError), os.scandir(directory) as found:
+        for entry in found:
+            if entry.is_file() and entry.name.endswith((_SUFFIX, _TMP_SUFFIX, ".classes.txt")):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed += entry.name.endswith(_SUFFIX)
+    return removed

@@ -1,0 +1,1 @@
+"""Model builders: a search-space sample in, a compiled Keras model out."""

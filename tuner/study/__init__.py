@@ -1,0 +1,1 @@
+"""Study orchestration: storage, samplers, pruners, the trial runner and the study loop."""

@@ -1,0 +1,93 @@
+"""Samplers and pruners chosen by name: Optuna's own, with the settings we default to."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from tuner.errors import TunerError
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def _random(seed: int | None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _tpe(seed: int | None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    # multivariate + group model the conditional conv blocks jointly; constant_liar keeps
+    # parallel workers from proposing the same point while trials are still running.
+    return optuna.samplers.TPESampler(
+        seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=5
+    )
+
+
+def _gp(seed: int | None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    try:
+        import torch  # noqa: F401  (Optuna's GPSampler is written in PyTorch)
+    except ImportError:
+        raise TunerError(
+            "the gp sampler needs PyTorch: install it with  pip install 'tuner[gp]'  "
+            "(the CPU build), or pick --sampler tpe"
+        ) from None
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=5)
+
+
+def _cmaes(seed: int | None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.CmaEsSampler(
+        seed=seed, n_startup_trials=5, independent_sampler=optuna.samplers.RandomSampler(seed=seed)
+    )
+
+
+def _qmc(seed: int | None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.QMCSampler(seed=seed, scramble=True)
+
+
+SAMPLERS: dict[str, Callable[[int | None], optuna.samplers.BaseSampler]] = {
+    "random": _random,
+    "tpe": _tpe,
+    "gp": _gp,
+    "cmaes": _cmaes,
+    "qmc": _qmc,
+}
+
+
+def make_sampler(name: str, seed: int | None = None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    try:
+        factory = SAMPLERS[name]
+    except KeyError:
+        raise TunerError(f"unknown sampler {name!r}: use one of {', '.join(SAMPLERS)}") from None
+    with warnings.catch_warnings():  # multivariate/group TPE are "experimental" in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return factory(seed)
+
+
+def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=max(max_epochs, 1), reduction_factor=3
+        )
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise TunerError(f"unknown pruner {name!r}: use one of {', '.join(PRUNERS)}")
+
+
+PRUNERS = ("median", "hyperband", "none")

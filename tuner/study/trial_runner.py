@@ -1,0 +1,201 @@
+"""The one place that runs a trial and maps its outcome to a state (as Optuna's ``_run_trial``).
+
+A trial: sample the space, open its MLflow run, clear the Keras session, build, fit with
+per-epoch reporting (pruning, MLflow metrics, the live view) and early stopping, then close the
+run with the state the trial ended in:
+
+=================  ==============  ===========================================
+outcome            Optuna state    MLflow run
+=================  ==============  ===========================================
+finished           COMPLETE        FINISHED, tag tuner.state=COMPLETE
+pruned             PRUNED          FINISHED, tag tuner.state=PRUNED
+raised             FAIL            FAILED, tag tuner.fail_reason (study goes on)
+Ctrl-C             FAIL            KILLED, user attr interrupted (study stops)
+=================  ==============  ===========================================
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import optuna
+
+    from tuner.data.layout import Dataset
+    from tuner.space.spec import SearchSpace
+    from tuner.tracking.mlflow_tracker import Tracker
+
+EPOCH_METRICS = (
+    "loss",
+    "accuracy",
+    "top5_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_top5_accuracy",
+)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class TrialObserver(Protocol):
+    """Hooks for a progress view; called in the worker's process."""
+
+    def trial_started(self, number: int, params: dict[str, Any]) -> None: ...
+
+    def epoch_ended(self, number: int, epoch: int, logs: dict[str, float]) -> None: ...
+
+    def trial_finished(self, trial: optuna.trial.FrozenTrial) -> None: ...
+
+
+@dataclass
+class TrialContext:
+    """Everything a trial needs, passed explicitly (no global state)."""
+
+    space: SearchSpace
+    data: Dataset
+    tracker: Tracker
+    experiment_id: str
+    parent_run_id: str
+    seed: int | None = None
+    observers: Sequence[TrialObserver] = field(default_factory=tuple)
+    worker: str = field(default_factory=worker_id)
+    verbose: int = 0
+
+
+def _epoch_callback(trial: optuna.Trial, ctx: TrialContext, run_id: str) -> Any:
+    import keras
+
+    metric = ctx.space.objective.metric
+
+    class EpochReporter(keras.callbacks.Callback):
+        """Reports the objective to Optuna (pruning) and every metric to MLflow, per epoch."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.pruned_at: int | None = None
+            self.epochs_run = 0
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            logs = {k: float(v) for k, v in (logs or {}).items() if k in EPOCH_METRICS}
+            self.epochs_run = epoch + 1
+            ctx.tracker.log_metrics(run_id, logs, step=epoch + 1)
+            for observer in ctx.observers:
+                observer.epoch_ended(trial.number, epoch + 1, logs)
+            if metric in logs and math.isfinite(logs[metric]):
+                trial.report(logs[metric], epoch + 1)
+                if trial.should_prune():
+                    self.pruned_at = epoch + 1
+                    self.model.stop_training = True
+
+    return EpochReporter()
+
+
+class TrialRunner:
+    """Optuna objective: ``study.optimize(TrialRunner(ctx), ...)``."""
+
+    def __init__(self, ctx: TrialContext) -> None:
+        self.ctx = ctx
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import optuna
+
+        ctx = self.ctx
+        started = time.perf_counter()
+        trial.set_user_attr("worker", ctx.worker)
+        params = ctx.space.suggest(trial)
+        run_id = ctx.tracker.start_trial_run(
+            ctx.experiment_id,
+            ctx.parent_run_id,
+            trial.number,
+            params,
+            tags={"tuner.worker": ctx.worker, "tuner.study": ctx.space.name},
+        )
+        trial.set_user_attr("mlflow_run_id", run_id)
+        for observer in ctx.observers:
+            observer.trial_started(trial.number, params)
+        try:
+            value, epochs, pruned_at = self._fit(trial, params, run_id)
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            self._close(run_id, "KILLED", "INTERRUPTED", started, {"tuner.fail_reason": "Ctrl-C"})
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]
+            trial.set_user_attr("fail_reason", reason)
+            self._close(run_id, "FAILED", "FAIL", started, {"tuner.fail_reason": reason})
+            raise
+        trial.set_user_attr("epochs", epochs)
+        if pruned_at is not None:
+            self._close(run_id, "FINISHED", "PRUNED", started, {"tuner.pruned_at_epoch": pruned_at})
+            raise optuna.TrialPruned(f"pruned at epoch {pruned_at}")
+        ctx.tracker.log_metrics(run_id, {f"best_{ctx.space.objective.metric}": value})
+        self._close(run_id, "FINISHED", "COMPLETE", started, {})
+        return value
+
+    def _fit(
+        self, trial: optuna.Trial, params: dict[str, Any], run_id: str
+    ) -> tuple[float, int, int | None]:
+        import keras
+
+        from tuner.models.builder import build_model
+
+        ctx = self.ctx
+        # Free the previous trial's graph and layers: memory stays flat over long studies.
+        keras.backend.clear_session(free_memory=True)
+        if ctx.seed is not None:
+            keras.utils.set_random_seed(ctx.seed + trial.number)
+        data = ctx.data
+        h, w = data.train.images.shape[1:3]
+        model = build_model(ctx.space.model, params, (h, w, 1), len(data.classes))
+        summary: list[str] = []
+        model.summary(print_fn=lambda line, *a, **k: summary.append(line))
+        n_params = int(model.count_params())
+        trial.set_user_attr("n_params", n_params)
+        ctx.tracker.log_params(run_id, {"n_params": n_params, "trial_number": trial.number})
+        ctx.tracker.log_text(run_id, "\n".join(summary), "model_summary.txt")
+
+        training = ctx.space.training
+        objective = ctx.space.objective
+        reporter = _epoch_callback(trial, ctx, run_id)
+        stopper = keras.callbacks.EarlyStopping(
+            monitor=objective.metric,
+            mode="max" if objective.direction == "maximize" else "min",
+            patience=training.patience,
+            min_delta=training.min_delta,
+            restore_best_weights=True,
+        )
+        history = model.fit(
+            data.train.images[..., None],
+            data.train.labels,
+            validation_data=(data.val.images[..., None], data.val.labels),
+            batch_size=int(params.get("batch_size", training.batch_size)),
+            epochs=training.max_epochs,
+            callbacks=[reporter, stopper],
+            verbose=ctx.verbose,
+        )
+        values = [v for v in history.history.get(objective.metric, []) if math.isfinite(v)]
+        if not values:
+            raise RuntimeError(f"training produced no finite {objective.metric}")
+        best = max(values) if objective.direction == "maximize" else min(values)
+        return float(best), reporter.epochs_run, reporter.pruned_at
+
+    def _close(
+        self, run_id: str, status: str, state: str, started: float, tags: dict[str, Any]
+    ) -> None:
+        duration = time.perf_counter() - started
+        try:
+            self.ctx.tracker.log_metrics(run_id, {"duration_s": duration})
+            self.ctx.tracker.set_tags(run_id, {"tuner.state": state, **tags})
+            self.ctx.tracker.end_run(run_id, status)
+        except Exception:  # tracking must not turn a finished trial into a failed one
+            pass

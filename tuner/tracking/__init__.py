@@ -1,0 +1,1 @@
+"""Experiment tracking: every study is an MLflow experiment, every trial a nested run."""
