@@ -69,6 +69,12 @@ def make_tree(tmp_path: Path) -> MakeTree:
 
 
 @pytest.fixture
+def glyph_of() -> Callable[[int, int, int, int], np.ndarray]:
+    """The image ``write_png_tree`` draws for (label in the spec, number, width, height)."""
+    return glyph
+
+
+@pytest.fixture
 def small_tree(make_tree: MakeTree) -> Path:
     """Three classes, 10 training and 4 test images each, 6x8 pixels."""
     return make_tree({"Train": {"b": 10, "a": 10, "c": 10}, "Test": {"b": 4, "a": 4, "c": 4}})

@@ -183,11 +183,11 @@ def test_bad_import_arguments(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         import_gnt([tmp_path / "missing.gnt"], tmp_path / "out")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="holds no .gnt files"):
+    with pytest.raises(DataError, match=r"holds no \.gnt files"):
         import_gnt([tmp_path / "empty"], tmp_path / "out")
     with pytest.raises(DataError, match="split must be"):
         import_gnt([tmp_path / "missing.gnt"], tmp_path / "out", split="Validation")
     a = writer_file(tmp_path / "a" / "7-c.gnt", [("人", 1)])
     b = writer_file(tmp_path / "b" / "7-c.gnt", [("人", 1)])
-    with pytest.raises(DataError, match="several .gnt files are named 7-c"):
+    with pytest.raises(DataError, match=r"several \.gnt files are named 7-c"):
         import_gnt([a, b], tmp_path / "out")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import MakeTree
 from tuner.data.info import dataset_info, image_size, save_size_histograms
 from tuner.errors import DataError
+
+MakeTree = Callable[..., Path]  # the make_tree fixture in conftest
 
 
 def test_counts_thin_classes_and_original_sizes(make_tree: MakeTree) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import MakeTree, glyph
 from tuner.data import cache as array_cache
 from tuner.data import layout
 from tuner.data.layout import (
@@ -26,10 +26,14 @@ from tuner.data.layout import (
 from tuner.data.preprocess import Preprocessing
 from tuner.errors import DataError
 
+MakeTree = Callable[..., Path]  # the make_tree fixture in conftest
+
 SMALL = Preprocessing(height=8, width=6)  # the fixtures' own size: no resizing
 
 
-def test_loads_train_val_test_as_uint8_arrays(small_tree: Path) -> None:
+def test_loads_train_val_test_as_uint8_arrays(
+    small_tree: Path, glyph_of: Callable[[int, int, int, int], np.ndarray]
+) -> None:
     dataset = load_dataset(small_tree, preprocessing=SMALL, workers=1)
     assert dataset.classes == ["a", "b", "c"]
     assert dataset.test is not None
@@ -46,7 +50,7 @@ def test_loads_train_val_test_as_uint8_arrays(small_tree: Path) -> None:
         for image, rel in zip(split.images, split.files, strict=True):
             _, cls, name = rel.split("/")
             spec_label = {"b": 0, "a": 1, "c": 2}[cls]
-            np.testing.assert_array_equal(image, glyph(spec_label, int(name[:-4]), 6, 8))
+            np.testing.assert_array_equal(image, glyph_of(spec_label, int(name[:-4]), 6, 8))
             assert dataset.classes[split.labels[split.files.index(rel)]] == cls
 
 

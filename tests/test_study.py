@@ -182,3 +182,23 @@ def test_reusing_a_study_name_with_another_space_is_refused(tmp_path: Path, data
         run_study(settings_for(tmp_path, changed, n_trials=2), data)
     # nothing stored was touched
     assert budget_used_of(settings_for(tmp_path, space)) == 1
+
+
+def test_a_completed_trial_logs_the_model_it_scored(
+    tmp_path: Path, data: Any
+) -> None:
+
+    from tuner.models.artifacts import load_bundle
+
+    s = settings_for(tmp_path, write_tiny_space(tmp_path, epochs=3), n_trials=1, seed=0)
+    run_study(s, data)
+    trial = trials_of(s)[0]
+    client = MlflowClient(s.tracking_uri)
+    folder = client.download_artifacts(trial.user_attrs["mlflow_run_id"], "model", str(tmp_path))
+    model, meta = load_bundle(Path(folder))
+    assert meta.classes == data.classes and meta.preprocessing == {"height": 16, "width": 12}
+    assert meta.params["learning_rate"] == trial.params["learning_rate"]
+    logits = model.predict(data.val.images[..., None], verbose=0)
+    assert logits.shape == (len(data.val.labels), len(data.classes))
+    accuracy = float((logits.argmax(axis=1) == data.val.labels).mean())
+    assert accuracy == pytest.approx(trial.value, abs=1e-6), "the logged model is the trial's"

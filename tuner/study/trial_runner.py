@@ -122,7 +122,7 @@ class TrialRunner:
         for observer in ctx.observers:
             observer.trial_started(trial.number, params)
         try:
-            value, epochs, pruned_at = self._fit(trial, params, run_id)
+            model, value, epochs, pruned_at = self._fit(trial, params, run_id)
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:
@@ -139,12 +139,13 @@ class TrialRunner:
             self._close(run_id, "FINISHED", "PRUNED", started, {"tuner.pruned_at_epoch": pruned_at})
             raise optuna.TrialPruned(f"pruned at epoch {pruned_at}")
         ctx.tracker.log_metrics(run_id, {f"best_{ctx.space.objective.metric}": value})
+        self._log_model(model, trial.number, params, run_id)
         self._close(run_id, "FINISHED", "COMPLETE", started, {})
         return value
 
     def _fit(
         self, trial: optuna.Trial, params: dict[str, Any], run_id: str
-    ) -> tuple[float, int, int | None]:
+    ) -> tuple[Any, float, int, int | None]:
         import keras
 
         from tuner.models.builder import build_model
@@ -187,7 +188,29 @@ class TrialRunner:
         if not values:
             raise RuntimeError(f"training produced no finite {objective.metric}")
         best = max(values) if objective.direction == "maximize" else min(values)
-        return float(best), reporter.epochs_run, reporter.pruned_at
+        return model, float(best), reporter.epochs_run, reporter.pruned_at
+
+    def _log_model(
+        self, model: Any, trial_number: int, params: dict[str, Any], run_id: str
+    ) -> None:
+        """The trained weights (best epoch restored) with class names and preprocessing."""
+        import tempfile
+        from pathlib import Path
+
+        from tuner.models.artifacts import ARTIFACT_DIR, ModelMeta, save_bundle
+
+        ctx = self.ctx
+        meta = ModelMeta(
+            classes=list(ctx.data.classes),
+            preprocessing=ctx.data.preprocessing.key(),
+            family=ctx.space.model,
+            params=params,
+            space=ctx.space.name,
+            trial_number=trial_number,
+        )
+        with tempfile.TemporaryDirectory(prefix="tuner-model-") as tmp:
+            folder = save_bundle(model, Path(tmp) / ARTIFACT_DIR, meta)
+            ctx.tracker.log_artifacts(run_id, folder, ARTIFACT_DIR)
 
     def _close(
         self, run_id: str, status: str, state: str, started: float, tags: dict[str, Any]

@@ -26,7 +26,7 @@ from PIL import Image
 
 from tuner.errors import DataError
 from tuner.synth.render import WriterStyle, render_character, sample_writer
-from tuner.synth.strokes import load_medians, require_available
+from tuner.synth.strokes import load_components, load_medians, require_available
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def writer_style(seed: int, writer_id: int, variety: float = 1.0) -> WriterStyle
 def render_one(char: str, writer_id: int, style: WriterStyle, seed: int) -> np.ndarray:
     """The image of ``char`` by this writer: deterministic in (seed, writer_id, char)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, writer_id, 1, ord(char)]))
-    return render_character(load_medians()[char], style, rng)
+    return render_character(load_medians()[char], style, rng, load_components()[char])
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,11 @@ class WriterStyle:
     height: float = 82.0  # ink height of a typical character
     aspect: float = 0.76  # ink width / height of a typical character
     slant: float = 0.0  # horizontal shear: x += slant * (y - centre); positive leans right
+    rise: float = 0.06  # vertical shear: horizontal strokes climb to the right by this slope
     rotation: float = 0.0  # baseline tilt
-    pen_width: float = 3.6  # stroke width at normal pressure
-    ink: float = 0.9  # darkness of a stroke's core, 0 (paper) .. 1 (black)
-    grain: float = 0.25  # pencil texture: how much the ink varies from pixel to pixel
+    pen_width: float = 4.0  # stroke width at normal pressure
+    ink: float = 0.93  # darkness of a stroke's core, 0 (paper) .. 1 (black)
+    grain: float = 0.2  # pencil texture: how much the ink varies from pixel to pixel
     blur: float = 0.6  # softness of the stroke edges (scanner and paper)
     paper_noise: float = 1.0  # gray levels of noise in the background
     cursive: float = 0.3  # 0 = separate, sharp-cornered strokes; 1 = rounded, joined strokes
@@ -72,10 +73,11 @@ def sample_writer(rng: np.random.Generator, variety: float = 1.0) -> WriterStyle
         height=lognormal(82.0, 0.15),
         aspect=lognormal(0.76, 0.09),
         slant=normal(0.0, 0.12, -0.4, 0.4),
+        rise=normal(0.06, 0.05, -0.1, 0.25),
         rotation=normal(0.0, 0.05, -0.2, 0.2),
-        pen_width=lognormal(3.6, 0.28),
-        ink=normal(0.88, 0.1, 0.45, 1.0),
-        grain=normal(0.3, 0.12, 0.0, 0.7),
+        pen_width=lognormal(4.0, 0.25),
+        ink=normal(0.93, 0.08, 0.5, 1.0),
+        grain=normal(0.2, 0.1, 0.0, 0.5),
         blur=normal(0.6, 0.35, 0.05, 1.6),
         paper_noise=abs(normal(0.0, 1.5, -4.0, 4.0)),
         cursive=beta(0.35, 1.6, 3.0),
@@ -138,10 +140,11 @@ def _warp(points: np.ndarray, style: WriterStyle, rng: np.random.Generator) -> n
         direction = rng.standard_normal(2) * amplitude
         x = x + direction[0] * wave
         y = y + direction[1] * wave
-    # Slant and tilt about the centre, with a little variation from character to character.
+    # Slant, rising horizontals and tilt about the centre, varying a little between characters.
     slant = style.slant + 0.04 * rng.standard_normal()
+    rise = style.rise + 0.03 * rng.standard_normal()
     angle = style.rotation + 0.025 * rng.standard_normal()
-    x = x + slant * (0.5 - y)
+    x, y = x + slant * (0.5 - y), y - rise * (x - 0.5)
     cos_a, sin_a = math.cos(angle), math.sin(angle)
     xc, yc = x - 0.5, y - 0.5
     return np.stack([0.5 + cos_a * xc - sin_a * yc, 0.5 + sin_a * xc + cos_a * yc], axis=1)
@@ -151,7 +154,7 @@ def _vary_stroke(
     stroke: np.ndarray, style: WriterStyle, rng: np.random.Generator, sloppiness: float
 ) -> np.ndarray:
     """One stroke as this writer draws it this time: moved, scaled, turned, lengthened or
-    shortened, its points jittered."""
+    shortened, bowed, its points jittered."""
     pts = np.array(stroke, dtype=np.float64)
     if len(pts) == 1:
         pts = np.concatenate([pts, pts + [0.01, 0.02]])
@@ -169,7 +172,39 @@ def _vary_stroke(
     pts = (pts - centre) @ rot.T + centre + shift
     # Point jitter: bends the stroke between its control points.
     pts += 0.006 * sloppiness * rng.standard_normal(pts.shape)
+    pts = _densify(pts, 0.08)
+    # Bow: a straight stroke drawn by a hand pivoting at the wrist comes out slightly curved.
+    chord = pts[-1] - pts[0]
+    seg = np.hypot(*np.diff(pts, axis=0).T)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    if arc[-1] > 0:
+        t = arc / arc[-1]
+        normal = np.array([-chord[1], chord[0]])
+        pts += np.outer(np.sin(np.pi * t), normal) * (0.07 * sloppiness * rng.standard_normal())
     return pts
+
+
+def _move_components(
+    paths: list[np.ndarray],
+    components: np.ndarray,
+    rng: np.random.Generator,
+    sloppiness: float,
+) -> list[np.ndarray]:
+    """Components (radical and the rest) scaled and moved against each other, as writers
+    place them differently from the model glyph."""
+    ids = np.unique(components)
+    if len(ids) < 2:
+        return paths
+    out = list(paths)
+    for component in ids.tolist():
+        members = np.flatnonzero(components == component)
+        pts = np.concatenate([paths[i] for i in members])
+        centre = (pts.min(axis=0) + pts.max(axis=0)) / 2.0
+        scale = np.exp(0.07 * sloppiness * rng.standard_normal(2) + 0.05 * rng.standard_normal())
+        shift = 0.025 * sloppiness * rng.standard_normal(2)
+        for i in members.tolist():
+            out[i] = (paths[i] - centre) * scale + centre + shift
+    return out
 
 
 def _ligature(start: np.ndarray, end: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -224,18 +259,25 @@ def _box_blur3(img: np.ndarray, amount: float) -> np.ndarray:
 
 
 def render_character(
-    strokes: Sequence[np.ndarray], style: WriterStyle, rng: np.random.Generator
+    strokes: Sequence[np.ndarray],
+    style: WriterStyle,
+    rng: np.random.Generator,
+    components: Sequence[int] | np.ndarray | None = None,
 ) -> np.ndarray:
     """One handwritten character: (H, W) uint8, light background, dark ink, tightly cropped.
 
     ``strokes`` are the character's medians in writing order, (k, 2) arrays in the unit box
-    with y down (as :func:`tuner.synth.strokes.load_medians` gives them).
+    with y down (as :func:`tuner.synth.strokes.load_medians` gives them). ``components``
+    optionally gives each stroke's component (as :func:`tuner.synth.strokes.load_components`
+    does), so that components can shift against each other.
     """
     if not strokes:
         raise ValueError("a character needs at least one stroke")
     sloppiness = 1.3 - style.careful
     # 1. Each stroke as drawn this time, then the whole character deformed.
-    varied = [_densify(_vary_stroke(s, style, rng, sloppiness), 0.08) for s in strokes]
+    varied = [_vary_stroke(s, style, rng, sloppiness) for s in strokes]
+    if components is not None:
+        varied = _move_components(varied, np.asarray(components), rng, sloppiness)
     lengths = [len(s) for s in varied]
     warped = _warp(np.concatenate(varied), style, rng)
     paths = np.split(warped, np.cumsum(lengths)[:-1])

@@ -143,6 +143,9 @@ class Tracker:
     def log_dict(self, run_id: str, data: Any, artifact_file: str) -> None:
         self.client.log_text(run_id, json.dumps(data, indent=2, default=str), artifact_file)
 
+    def log_artifacts(self, run_id: str, folder: Path, artifact_path: str) -> None:
+        self.client.log_artifacts(run_id, str(folder), artifact_path)
+
     def end_run(self, run_id: str, status: str) -> None:
         """status: FINISHED, FAILED or KILLED."""
         self.client.set_terminated(run_id, status=status)
