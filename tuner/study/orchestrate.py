@@ -1,4 +1,9 @@
-"""Create or resume a study and run trials until its total budget is spent."""
+"""Create or resume a study and run trials until its total budget is spent.
+
+Any number of workers (processes or machines) may run :func:`run_study` on one study at once:
+the budget is the study's total across all of them, counted from the database before every
+trial, and a trial whose worker died is found by Optuna's heartbeat, failed and retried.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tuner.errors import StudyError
-from tuner.study.storage import open_storage, redact
+from tuner.errors import StorageError, StudyError
+from tuner.study.storage import HEARTBEAT_GRACE, HEARTBEAT_INTERVAL, open_storage, redact
 
 if TYPE_CHECKING:
     import optuna
@@ -25,6 +30,9 @@ ATTR_PARENT_RUN = "mlflow_parent_run_id"
 ATTR_EXPERIMENT = "mlflow_experiment_id"
 ATTR_TRACKING_URI = "mlflow_tracking_uri"
 ATTR_N_TRIALS = "n_trials"
+ATTR_DATA = "data_root"
+ATTR_SAMPLER = "sampler"
+ATTR_PRUNER = "pruner"
 
 
 @dataclass
@@ -38,6 +46,10 @@ class StudySettings:
     seed: int | None = None
     n_trials: int | None = None  # the total the study should have; None: the space's budget
     timeout: float | None = None  # seconds for this invocation; None: the space's budget
+    data: str | None = None  # the dataset the study trains on, recorded for joining workers
+    heartbeat_interval: int = HEARTBEAT_INTERVAL
+    grace_period: int = HEARTBEAT_GRACE
+    storage_patience_s: float = 60.0  # how long a worker waits for a database that went away
 
     @property
     def name(self) -> str:
@@ -64,6 +76,10 @@ class StudyOutcome:
     elapsed_s: float = 0.0
 
 
+class BudgetSpent(Exception):
+    """Raised at the start of a trial that another worker's trial made surplus."""
+
+
 def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
     """Finished trials count; a trial interrupted by Ctrl-C or failed because its worker died
     (no recorded reason: the heartbeat failed it) is redone, so it does not."""
@@ -78,10 +94,20 @@ def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
     )
 
 
+def display_state(trial: optuna.trial.FrozenTrial) -> str:
+    if trial.user_attrs.get("interrupted"):
+        return "INTERRUPTED"
+    if trial.user_attrs.get("surplus"):
+        return "SKIPPED"
+    if trial.state.name == "FAIL" and "fail_reason" not in trial.user_attrs:
+        return "LOST"  # its worker died; the heartbeat failed it and a live worker retries it
+    return trial.state.name
+
+
 def state_counts(study: optuna.Study) -> dict[str, int]:
     counts: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
-        name = "INTERRUPTED" if t.user_attrs.get("interrupted") else t.state.name
+        name = display_state(t)
         counts[name] = counts.get(name, 0) + 1
     return counts
 
@@ -97,6 +123,14 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
         return None
 
 
+def _storage(settings: StudySettings) -> optuna.storages.RDBStorage:
+    return open_storage(
+        settings.storage_url,
+        heartbeat_interval=settings.heartbeat_interval,
+        grace_period=settings.grace_period,
+    )
+
+
 def open_study(settings: StudySettings) -> optuna.Study:
     """Create the study, or resume it after checking it was made from the same space."""
     import optuna
@@ -104,7 +138,7 @@ def open_study(settings: StudySettings) -> optuna.Study:
     from tuner.study.components import make_pruner, make_sampler
 
     space = settings.space
-    storage = open_storage(settings.storage_url)
+    storage = _storage(settings)
     sampler = make_sampler(settings.sampler, settings.seed)
     pruner = make_pruner(settings.pruner, space.training.max_epochs)
     fingerprint = space.fingerprint()
@@ -124,40 +158,63 @@ def open_study(settings: StudySettings) -> optuna.Study:
         return optuna.load_study(
             study_name=settings.name, storage=storage, sampler=sampler, pruner=pruner
         )
-    direction = space.objective.direction
-    try:
-        study = optuna.create_study(
-            study_name=settings.name,
-            storage=storage,
-            sampler=sampler,
-            pruner=pruner,
-            direction=direction,
-            load_if_exists=True,  # another worker may create it at the same moment
-        )
-    except optuna.exceptions.DuplicatedStudyError:  # pragma: no cover - load_if_exists handles it
-        study = optuna.load_study(study_name=settings.name, storage=storage, sampler=sampler)
+    study = optuna.create_study(
+        study_name=settings.name,
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        direction=space.objective.direction,
+        load_if_exists=True,  # another worker may create it at the same moment
+    )
     if study.user_attrs.get(ATTR_FINGERPRINT) is None:
         study.set_user_attr(ATTR_FINGERPRINT, fingerprint)
         study.set_user_attr(ATTR_SPACE, space.to_dict())
         study.set_user_attr("objective_metric", space.objective.metric)
+        study.set_user_attr(ATTR_SAMPLER, settings.sampler)
+        study.set_user_attr(ATTR_PRUNER, settings.pruner)
+        study.set_user_attr(ATTR_DATA, settings.data or space.dataset)
         for params in space.enqueue:
             study.enqueue_trial(dict(params), skip_if_exists=True)
     return study
 
 
-class _BudgetStop:
-    """Stops ``optimize`` once the study's total (across all workers) is reached."""
+def settings_from_study(
+    storage_url: str,
+    study_name: str,
+    tracking_uri: str,
+    *,
+    data: str | None = None,
+    seed: int | None = None,
+    timeout: float | None = None,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL,
+    grace_period: int = HEARTBEAT_GRACE,
+) -> StudySettings:
+    """What a joining worker needs, read back from the study itself: its space, sampler,
+    pruner, budget and data (which ``data`` overrides, for a machine with another path)."""
+    from tuner.space import parse_space
+    from tuner.study.results import load_existing
 
-    def __init__(self, total: int) -> None:
-        self.total = total
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        from optuna.trial import TrialState
-
-        trials = study.get_trials(deepcopy=False)
-        running = sum(t.state == TrialState.RUNNING for t in trials)
-        if sum(counts_toward_budget(t) for t in trials) + running >= self.total:
-            study.stop()
+    study = load_existing(storage_url, study_name)
+    attrs = study.user_attrs
+    if ATTR_SPACE not in attrs:
+        raise StudyError(
+            f"study {study_name!r} was not made by `tune run` (no search space recorded); "
+            "start it with  tune run SPACE --study-name NAME"
+        )
+    return StudySettings(
+        space=parse_space(attrs[ATTR_SPACE]),
+        storage_url=storage_url,
+        tracking_uri=tracking_uri,
+        study_name=study_name,
+        sampler=attrs.get(ATTR_SAMPLER, "tpe"),
+        pruner=attrs.get(ATTR_PRUNER, "median"),
+        seed=seed,
+        n_trials=attrs.get(ATTR_N_TRIALS),
+        timeout=timeout,
+        data=data or attrs.get(ATTR_DATA),
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+    )
 
 
 class _ParentRunUpdater:
@@ -220,16 +277,107 @@ def prepare_tracking(
     return experiment_id, parent_run_id
 
 
+class _OrphanRunCloser:
+    """Closes, as FAILED, the MLflow runs of trials whose worker died mid-trial."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+        self.checked: set[int] = set()
+
+    def __call__(self, study: optuna.Study) -> None:
+        from optuna.trial import TrialState
+
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+            if t.number in self.checked or "fail_reason" in t.user_attrs:
+                continue
+            self.checked.add(t.number)
+            run_id = t.user_attrs.get("mlflow_run_id")
+            if not run_id or t.user_attrs.get("interrupted"):
+                continue
+            try:
+                if self.tracker.client.get_run(run_id).info.status == "RUNNING":
+                    self.tracker.set_tags(
+                        run_id,
+                        {
+                            "tuner.state": "FAIL",
+                            "tuner.fail_reason": f"worker {t.user_attrs.get('worker', '?')} "
+                            "stopped (no heartbeat); the trial is retried",
+                        },
+                    )
+                    self.tracker.end_run(run_id, "FAILED")
+            except Exception:  # the run store may be briefly unavailable; try next round
+                self.checked.discard(t.number)
+
+
+def _transient_storage_errors() -> tuple[type[BaseException], ...]:
+    import optuna
+    import sqlalchemy.exc
+
+    return (sqlalchemy.exc.OperationalError, optuna.exceptions.StorageInternalError)
+
+
+def _work(
+    study: optuna.Study,
+    settings: StudySettings,
+    runner: Any,
+    callbacks: list[Any],
+    closer: _OrphanRunCloser,
+) -> None:
+    """Run one trial at a time until the study's total is reached (by any worker).
+
+    Checking the database before every trial (rather than giving Optuna a count) is what makes
+    N workers asked for 20 trials make 20. While the remaining trials are all running
+    elsewhere, wait: one of them may die and need redoing.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    timeout = settings.timeout if settings.timeout is not None else settings.space.budget.timeout
+    deadline = time.monotonic() + timeout if timeout else None
+    transient = _transient_storage_errors()
+    outage_since: float | None = None
+    while True:
+        try:
+            optuna.storages.fail_stale_trials(study)
+            closer(study)
+            trials = study.get_trials(deepcopy=False)
+            done = sum(counts_toward_budget(t) for t in trials)
+            running = sum(t.state == TrialState.RUNNING for t in trials)
+            if done >= settings.total_trials or (deadline and time.monotonic() >= deadline):
+                return
+            if done + running >= settings.total_trials:
+                time.sleep(min(settings.heartbeat_interval, 5))
+                continue
+            study.optimize(
+                runner, n_trials=1, callbacks=callbacks, catch=(Exception,), gc_after_trial=True
+            )
+            outage_since = None
+        except transient as exc:
+            now = time.monotonic()
+            outage_since = outage_since or now
+            if now - outage_since > settings.storage_patience_s:
+                reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+                raise StorageError(
+                    f"lost the study database {redact(settings.storage_url)} ({reason}) and it "
+                    f"did not come back within {settings.storage_patience_s:.0f} s; check the "
+                    "server, then run the same command to resume (finished trials are kept)"
+                ) from None
+            time.sleep(min(2.0, settings.storage_patience_s / 10))
+
+
 def run_study(
     settings: StudySettings,
     data: Dataset,
     *,
     observers: Sequence[TrialObserver] = (),
     tracker: Tracker | None = None,
+    owns_parent_run: bool = True,
 ) -> StudyOutcome:
     """Run trials until the study holds ``settings.total_trials`` finished trials.
 
     Running it again resumes: the budget is the study's total, not a count per call.
+    ``owns_parent_run``: this call started the study (``tune run``), so it closes the parent
+    run; a joining worker closes it only when the study's budget is spent.
     """
     import optuna
 
@@ -238,7 +386,8 @@ def run_study(
 
     started = time.perf_counter()
     study = open_study(settings)
-    study.set_user_attr(ATTR_N_TRIALS, settings.total_trials)
+    if settings.n_trials is not None or ATTR_N_TRIALS not in study.user_attrs:
+        study.set_user_attr(ATTR_N_TRIALS, settings.total_trials)
     tracker = tracker or Tracker(settings.tracking_uri)
     experiment_id, parent_run_id = prepare_tracking(study, settings, tracker)
     before = budget_used(study)
@@ -252,32 +401,23 @@ def run_study(
                 tracker=tracker,
                 experiment_id=experiment_id,
                 parent_run_id=parent_run_id,
+                budget_total=settings.total_trials,
                 seed=settings.seed,
                 observers=observers,
             )
         )
         optuna.logging.set_verbosity(optuna.logging.ERROR)
+        callbacks = [_ParentRunUpdater(tracker, parent_run_id), _ObserverForwarder(observers)]
         try:
-            study.optimize(
-                runner,
-                n_trials=None,
-                timeout=settings.timeout
-                if settings.timeout is not None
-                else settings.space.budget.timeout,
-                callbacks=[
-                    _ParentRunUpdater(tracker, parent_run_id),
-                    _ObserverForwarder(observers),
-                    _BudgetStop(settings.total_trials),
-                ],
-                catch=(Exception,),
-                gc_after_trial=True,
-            )
+            _work(study, settings, runner, callbacks, _OrphanRunCloser(tracker))
         except KeyboardInterrupt:
             interrupted = True
     best = best_trial(study)
     used = budget_used(study)
-    # The parent run is reopened (RUNNING) when the study resumes.
-    tracker.end_run(parent_run_id, "KILLED" if interrupted else "FINISHED")
+    if interrupted and owns_parent_run:
+        tracker.end_run(parent_run_id, "KILLED")  # reopened (RUNNING) when the study resumes
+    elif owns_parent_run or used >= settings.total_trials:
+        tracker.end_run(parent_run_id, "FINISHED")
     return StudyOutcome(
         study_name=settings.name,
         storage_url=settings.storage_url,

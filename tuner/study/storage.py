@@ -54,7 +54,13 @@ def _prepare_sqlite(url: str) -> None:
         ) from None
 
 
-def open_storage(url: str, *, heartbeat: bool = True) -> optuna.storages.RDBStorage:
+def open_storage(
+    url: str,
+    *,
+    heartbeat: bool = True,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL,
+    grace_period: int = HEARTBEAT_GRACE,
+) -> optuna.storages.RDBStorage:
     """An Optuna RDB storage with heartbeat and retry of trials whose worker died."""
     import optuna
     import sqlalchemy.exc
@@ -68,7 +74,9 @@ def open_storage(url: str, *, heartbeat: bool = True) -> optuna.storages.RDBStor
     try:
         with warnings.catch_warnings():  # heartbeat and retry are "experimental" in Optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return _rdb_storage(url, engine_kwargs, heartbeat)
+            return _rdb_storage(
+                url, engine_kwargs, (heartbeat_interval, grace_period) if heartbeat else None
+            )
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ArgumentError) as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise StorageError(
@@ -83,15 +91,15 @@ def open_storage(url: str, *, heartbeat: bool = True) -> optuna.storages.RDBStor
 
 
 def _rdb_storage(
-    url: str, engine_kwargs: dict[str, object], heartbeat: bool
+    url: str, engine_kwargs: dict[str, object], heartbeat: tuple[int, int] | None
 ) -> optuna.storages.RDBStorage:
     import optuna
 
     return optuna.storages.RDBStorage(
         url,
         engine_kwargs=engine_kwargs,
-        heartbeat_interval=HEARTBEAT_INTERVAL if heartbeat else None,
-        grace_period=HEARTBEAT_GRACE if heartbeat else None,
+        heartbeat_interval=heartbeat[0] if heartbeat else None,
+        grace_period=heartbeat[1] if heartbeat else None,
         failed_trial_callback=(
             optuna.storages.RetryFailedTrialCallback(max_retry=MAX_RETRY) if heartbeat else None
         ),

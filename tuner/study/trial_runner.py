@@ -64,6 +64,7 @@ class TrialContext:
     tracker: Tracker
     experiment_id: str
     parent_run_id: str
+    budget_total: int | None = None
     seed: int | None = None
     observers: Sequence[TrialObserver] = field(default_factory=tuple)
     worker: str = field(default_factory=worker_id)
@@ -110,6 +111,7 @@ class TrialRunner:
         ctx = self.ctx
         started = time.perf_counter()
         trial.set_user_attr("worker", ctx.worker)
+        self._check_budget(trial)
         params = ctx.space.suggest(trial)
         run_id = ctx.tracker.start_trial_run(
             ctx.experiment_id,
@@ -142,6 +144,21 @@ class TrialRunner:
         self._log_model(model, trial.number, params, run_id)
         self._close(run_id, "FINISHED", "COMPLETE", started, {})
         return value
+
+    def _check_budget(self, trial: optuna.Trial) -> None:
+        """Two workers can start a trial at the same moment for the last slot of the budget;
+        the later one (higher number) steps aside."""
+        from optuna.trial import TrialState
+
+        from tuner.study.orchestrate import BudgetSpent, counts_toward_budget
+
+        if self.ctx.budget_total is None:
+            return
+        earlier = [t for t in trial.study.get_trials(deepcopy=False) if t.number < trial.number]
+        taken = sum(counts_toward_budget(t) or t.state == TrialState.RUNNING for t in earlier)
+        if taken >= self.ctx.budget_total:
+            trial.set_user_attr("surplus", True)
+            raise BudgetSpent(f"budget of {self.ctx.budget_total} trials already taken")
 
     def _fit(
         self, trial: optuna.Trial, params: dict[str, Any], run_id: str
