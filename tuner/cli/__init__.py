@@ -6,18 +6,26 @@ so ``tune --help`` stays instant.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import click
 
 from tuner import __version__
 from tuner.cli.data_cmds import data
+from tuner.cli.results_cmds import COMMANDS as RESULTS_COMMANDS
 from tuner.cli.space_cmds import spaces
-from tuner.cli.study_cmds import best, delete, run, status, ui
+from tuner.cli.study_cmds import best, delete, run, status, ui, worker
 from tuner.cli.synth_cmd import synth
 
 # TensorFlow's C++ start-up chatter hides the live view; users can set it back.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _quiet_libraries() -> None:
+    """Our own output says what happened; the libraries' INFO lines only repeat it."""
+    for name in ("optuna", "mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,8 +39,9 @@ def main() -> None:
     \b
     Start with:  tune run casia_cnn
     """
+    _quiet_libraries()
 
 
 data.add_command(synth)
-for command in (run, status, best, ui, delete, spaces, data):
+for command in (run, worker, status, best, ui, delete, spaces, data, *RESULTS_COMMANDS):
     main.add_command(command)

@@ -8,14 +8,33 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from tuner.errors import StudyError
+from tuner.study.storage import HEARTBEAT_GRACE, HEARTBEAT_INTERVAL
 
 STORAGE_HELP = "Study database URL (default: sqlite:///tuner.db here; env TUNE_STORAGE)."
 TRACKING_HELP = "MLflow tracking URI (default: SQLite under ./mlruns; env MLFLOW_TRACKING_URI)."
+
+
+def heartbeat_options(f: Any) -> Any:
+    f = click.option(
+        "--grace",
+        type=click.IntRange(min=2),
+        default=HEARTBEAT_GRACE,
+        show_default=True,
+        help="Seconds without a heartbeat before a worker's trial is failed and retried.",
+    )(f)
+    return click.option(
+        "--heartbeat",
+        type=click.IntRange(min=1),
+        default=HEARTBEAT_INTERVAL,
+        show_default=True,
+        help="Seconds between a worker's heartbeats.",
+    )(f)
 
 
 @click.command()
@@ -41,6 +60,15 @@ TRACKING_HELP = "MLflow tracking URI (default: SQLite under ./mlruns; env MLFLOW
 @click.option("--n-trials", type=click.IntRange(min=1), help="Total trials the study should have.")
 @click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Override the space's max epochs.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes on this machine, each with its share of the CPU threads (and one "
+    "GPU each where there are several).",
+)
+@heartbeat_options
 @click.option("--live/--no-live", default=True, help="Live trial table while it runs.")
 def run(
     space: str,
@@ -54,6 +82,9 @@ def run(
     n_trials: int | None,
     timeout: float | None,
     max_epochs: int | None,
+    workers: int,
+    heartbeat: int,
+    grace: int,
     live: bool,
 ) -> None:
     """Run (or resume) a study over SPACE: a name in search_spaces/ or a YAML file.
@@ -63,12 +94,10 @@ def run(
     from rich.console import Console
 
     from tuner.space import load_space
-    from tuner.study.orchestrate import StudySettings, budget_used, open_study, run_study
-    from tuner.study.progress import LiveView
+    from tuner.study.orchestrate import StudySettings
     from tuner.study.storage import resolve_storage_url
     from tuner.tracking.mlflow_tracker import resolve_tracking_uri
 
-    console = Console()
     search_space = load_space(space)
     if max_epochs is not None:
         search_space = dataclasses.replace(
@@ -85,48 +114,184 @@ def run(
         seed=seed,
         n_trials=n_trials,
         timeout=timeout,
+        data=str(Path(data_path).expanduser().resolve()) if data_path else None,
+        heartbeat_interval=heartbeat,
+        grace_period=min(max(grace, 2 * heartbeat), 10**6),
     )
+    console = Console()
+    if workers > 1:
+        _run_parallel(console, settings, workers, data_path, live)
+    else:
+        _run_here(console, settings, data_path, live, owns_parent_run=True)
+
+
+@click.command()
+@click.argument("study_name")
+@click.option("--storage", help=STORAGE_HELP)
+@click.option("--tracking-uri", help=TRACKING_HELP)
+@click.option("--data", "data_path", help="Dataset root on this machine (default: the study's).")
+@click.option("--seed", type=int, help="Seed for this worker's sampler and models.")
+@click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for TensorFlow.")
+@heartbeat_options
+@click.option("--live/--no-live", default=True, help="Live trial table while it runs.")
+def worker(
+    study_name: str,
+    storage: str | None,
+    tracking_uri: str | None,
+    data_path: str | None,
+    seed: int | None,
+    timeout: float | None,
+    threads: int | None,
+    heartbeat: int,
+    grace: int,
+    live: bool,
+) -> None:
+    """Join STUDY_NAME (made by `tune run`) from this terminal or another machine; stops when
+    the study's trial budget is spent."""
+    from rich.console import Console
+
+    from tuner.study.orchestrate import settings_from_study
+    from tuner.study.storage import resolve_storage_url
+    from tuner.study.workers import configure_threads
+    from tuner.tracking.mlflow_tracker import resolve_tracking_uri
+
+    configure_threads(threads)
+    settings = settings_from_study(
+        resolve_storage_url(storage),
+        study_name,
+        resolve_tracking_uri(tracking_uri),
+        data=str(Path(data_path).expanduser().resolve()) if data_path else None,
+        seed=seed,
+        timeout=timeout,
+        heartbeat_interval=heartbeat,
+        grace_period=max(grace, 2 * heartbeat),
+    )
+    _run_here(Console(), settings, settings.data, live, owns_parent_run=False)
+
+
+def _run_here(
+    console: Any, settings: Any, data_path: str | None, live: bool, *, owns_parent_run: bool
+) -> None:
+    """One worker in this process, with the live view fed by its own trials."""
+    from tuner.study.data_source import load_for_space
+    from tuner.study.orchestrate import budget_used, open_study, run_study
+    from tuner.study.progress import LiveView
+
     study = open_study(settings)  # validates the space against a stored study before any work
     done_before = budget_used(study)
     if done_before >= settings.total_trials:
         _print_finished(console, settings.name, study, settings.total_trials)
         return
-    from tuner.study.data_source import load_for_space
-
     data = load_for_space(
-        search_space, data_path, seed=seed or 0, notify=lambda m: console.print(f"[dim]{m}[/dim]")
+        settings.space,
+        data_path,
+        seed=settings.seed or 0,
+        notify=lambda m: console.print(f"[dim]{m}[/dim]"),
     )
-    console.print(
-        f"study [bold]{settings.name}[/bold]: {done_before}/{settings.total_trials} trials done, "
-        f"sampler {sampler}, pruner {pruner}; data {data.root} "
-        f"({len(data.classes)} classes, {len(data.train.labels)} train / "
-        f"{len(data.val.labels)} val images)"
-    )
+    _print_start(console, settings, done_before, data)
+    space = settings.space
     view = LiveView(
         settings.name,
-        search_space.objective.metric,
-        search_space.objective.direction == "maximize",
+        space.objective.metric,
+        space.objective.direction == "maximize",
         settings.total_trials,
         done_before,
         console=console,
     )
-    if live:
-        with view:
-            outcome = run_study(settings, data, observers=[view])
-    else:
-        outcome = run_study(settings, data, observers=[view])
-    counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(outcome.counts.items()))
-    if outcome.interrupted:
+    with view if live else contextlib.nullcontext(view):
+        outcome = run_study(settings, data, observers=[view], owns_parent_run=owns_parent_run)
+    _print_outcome(console, settings, outcome.counts, outcome.ran, outcome.elapsed_s,
+                   outcome.interrupted, outcome.best_number, outcome.best_value)  # fmt: skip
+
+
+def _run_parallel(
+    console: Any, settings: Any, n_workers: int, data_path: str | None, live: bool
+) -> None:
+    """N worker processes on one study; this process only prepares it and watches."""
+    import time
+
+    from tuner.study.data_source import load_for_space
+    from tuner.study.orchestrate import (
+        best_trial,
+        budget_used,
+        open_study,
+        prepare_study,
+        state_counts,
+    )
+    from tuner.study.progress import LiveView
+    from tuner.study.workers import failed_workers, launch_workers, watch_workers
+    from tuner.tracking.mlflow_tracker import Tracker
+
+    started = time.perf_counter()
+    study = open_study(settings)
+    done_before = budget_used(study)
+    if done_before >= settings.total_trials:
+        _print_finished(console, settings.name, study, settings.total_trials)
+        return
+    tracker = Tracker(settings.tracking_uri)
+    study, _, parent_run_id = prepare_study(settings, tracker)
+    # Build the data cache (and the default dataset) once, before the workers read it.
+    data = load_for_space(
+        settings.space, data_path, notify=lambda m: console.print(f"[dim]{m}[/dim]")
+    )
+    _print_start(console, settings, done_before, data, n_workers)
+    log_dir = Path("tune-out") / settings.name / "workers"
+    workers = launch_workers(settings, n_workers, log_dir, data=str(data.root))
+    space = settings.space
+    view = LiveView(
+        settings.name,
+        space.objective.metric,
+        space.objective.direction == "maximize",
+        settings.total_trials,
+        done_before,
+        console=console,
+    )
+    with view if live else contextlib.nullcontext(view):
+        interrupted = watch_workers(workers, study, view.sync)
+    used = budget_used(study)
+    tracker.end_run(parent_run_id, "KILLED" if interrupted else "FINISHED")
+    for index, code, last in failed_workers(workers):
+        console.print(f"[red]worker {index} exited with {code}[/red]: {last} (log in {log_dir})")
+    best = best_trial(study)
+    _print_outcome(console, settings, state_counts(study), used - done_before,
+                   time.perf_counter() - started, interrupted,
+                   best.number if best else None, best.value if best else None)  # fmt: skip
+
+
+def _print_start(
+    console: Any, settings: Any, done_before: int, data: Any, n_workers: int = 1
+) -> None:
+    workers = f", {n_workers} workers" if n_workers > 1 else ""
+    console.print(
+        f"study [bold]{settings.name}[/bold]: {done_before}/{settings.total_trials} trials done, "
+        f"sampler {settings.sampler}, pruner {settings.pruner}{workers}; data {data.root} "
+        f"({len(data.classes)} classes, {len(data.train.labels)} train / "
+        f"{len(data.val.labels)} val images)"
+    )
+
+
+def _print_outcome(
+    console: Any,
+    settings: Any,
+    counts: dict[str, int],
+    ran: int,
+    elapsed_s: float,
+    interrupted: bool,
+    best_number: int | None,
+    best_value: float | None,
+) -> None:
+    summary = ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items()))
+    if interrupted:
         console.print(
             f"[magenta]Interrupted.[/magenta] The running trial is recorded as interrupted "
-            f"({counts}). Run the same command to resume."
+            f"({summary}). Run the same command to resume."
         )
         sys.exit(130)
-    console.print(f"ran {outcome.ran} trials in {outcome.elapsed_s / 60:.1f} min ({counts})")
-    if outcome.best_number is not None and outcome.best_value is not None:
+    console.print(f"ran {ran} trials in {elapsed_s / 60:.1f} min ({summary})")
+    if best_number is not None and best_value is not None:
         console.print(
-            f"best: trial {outcome.best_number}, {search_space.objective.metric} "
-            f"{outcome.best_value:.4f}"
+            f"best: trial {best_number}, {settings.space.objective.metric} {best_value:.4f}"
         )
     console.print(
         f"next: [bold]tune best {settings.name}[/bold]  |  [bold]tune status[/bold]  |  "

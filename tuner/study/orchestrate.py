@@ -278,35 +278,52 @@ def prepare_tracking(
 
 
 class _OrphanRunCloser:
-    """Closes, as FAILED, the MLflow runs of trials whose worker died mid-trial."""
+    """Closes, as FAILED, the MLflow runs left RUNNING by workers that died mid-trial: any
+    trial run still RUNNING whose Optuna trial has finished (the heartbeat failed it)."""
 
-    def __init__(self, tracker: Tracker) -> None:
+    def __init__(self, tracker: Tracker, experiment_id: str) -> None:
         self.tracker = tracker
-        self.checked: set[int] = set()
+        self.experiment_id = experiment_id
 
     def __call__(self, study: optuna.Study) -> None:
         from optuna.trial import TrialState
 
-        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-            if t.number in self.checked or "fail_reason" in t.user_attrs:
+        try:
+            runs = self.tracker.client.search_runs(
+                [self.experiment_id],
+                filter_string="attributes.status = 'RUNNING' and tags.`tuner.role` = 'trial'",
+                max_results=1000,
+            )
+        except Exception:  # the run store may be briefly unavailable; try next round
+            return
+        if not runs:
+            return
+        states = {t.number: t for t in study.get_trials(deepcopy=False)}
+        for run in runs:
+            number = int(run.data.tags.get("tuner.trial_number", -1))
+            trial = states.get(number)
+            if trial is None or trial.state in (TrialState.RUNNING, TrialState.WAITING):
                 continue
-            self.checked.add(t.number)
-            run_id = t.user_attrs.get("mlflow_run_id")
-            if not run_id or t.user_attrs.get("interrupted"):
-                continue
-            try:
-                if self.tracker.client.get_run(run_id).info.status == "RUNNING":
-                    self.tracker.set_tags(
-                        run_id,
-                        {
-                            "tuner.state": "FAIL",
-                            "tuner.fail_reason": f"worker {t.user_attrs.get('worker', '?')} "
-                            "stopped (no heartbeat); the trial is retried",
-                        },
-                    )
-                    self.tracker.end_run(run_id, "FAILED")
-            except Exception:  # the run store may be briefly unavailable; try next round
-                self.checked.discard(t.number)
+            worker = trial.user_attrs.get("worker", run.data.tags.get("tuner.worker", "?"))
+            self.tracker.set_tags(
+                run.info.run_id,
+                {
+                    "tuner.state": "FAIL",
+                    "tuner.fail_reason": f"worker {worker} stopped (no heartbeat); "
+                    "the trial is retried",
+                },
+            )
+            self.tracker.end_run(run.info.run_id, "FAILED")
+
+
+def prepare_study(settings: StudySettings, tracker: Tracker) -> tuple[optuna.Study, str, str]:
+    """Create or resume the study and its MLflow parent run, record the budget: what a
+    coordinator does once before workers join. Returns the study, experiment and parent run."""
+    study = open_study(settings)
+    if settings.n_trials is not None or ATTR_N_TRIALS not in study.user_attrs:
+        study.set_user_attr(ATTR_N_TRIALS, settings.total_trials)
+    experiment_id, parent_run_id = prepare_tracking(study, settings, tracker)
+    return study, experiment_id, parent_run_id
 
 
 def _transient_storage_errors() -> tuple[type[BaseException], ...]:
@@ -385,11 +402,8 @@ def run_study(
     from tuner.tracking.mlflow_tracker import Tracker
 
     started = time.perf_counter()
-    study = open_study(settings)
-    if settings.n_trials is not None or ATTR_N_TRIALS not in study.user_attrs:
-        study.set_user_attr(ATTR_N_TRIALS, settings.total_trials)
     tracker = tracker or Tracker(settings.tracking_uri)
-    experiment_id, parent_run_id = prepare_tracking(study, settings, tracker)
+    study, experiment_id, parent_run_id = prepare_study(settings, tracker)
     before = budget_used(study)
     already_finished = before >= settings.total_trials
     interrupted = False
@@ -409,7 +423,7 @@ def run_study(
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         callbacks = [_ParentRunUpdater(tracker, parent_run_id), _ObserverForwarder(observers)]
         try:
-            _work(study, settings, runner, callbacks, _OrphanRunCloser(tracker))
+            _work(study, settings, runner, callbacks, _OrphanRunCloser(tracker, experiment_id))
         except KeyboardInterrupt:
             interrupted = True
     best = best_trial(study)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,10 @@ class _Row:
     started: float = field(default_factory=time.perf_counter)
     duration: float | None = None
     note: str = ""
+
+
+def _utcnow(like: datetime.datetime) -> datetime.datetime:
+    return datetime.datetime.now(like.tzinfo) if like.tzinfo else datetime.datetime.now()
 
 
 def _fmt_param(value: Any) -> str:
@@ -119,6 +124,43 @@ class LiveView:
                 trial.value > self.best[1] if self.maximize else trial.value < self.best[1]
             ):
                 self.best = (trial.number, trial.value)
+
+    def sync(self, trials: list[optuna.trial.FrozenTrial]) -> None:
+        """Rebuild the view from the study's trials (several worker processes, polled)."""
+        from tuner.study.orchestrate import counts_toward_budget, display_state
+
+        now = time.perf_counter()
+        self.done = sum(counts_toward_budget(t) for t in trials)
+        for t in trials:
+            if t.state.name == "WAITING":
+                continue
+            row = self.rows.setdefault(t.number, _Row(t.number, dict(t.params)))
+            row.params = dict(t.params)
+            row.state = display_state(t)
+            row.epochs = len(t.intermediate_values)
+            values = list(t.intermediate_values.values())
+            if t.value is not None:
+                row.best = t.value
+            elif values:
+                row.best = max(values) if self.maximize else min(values)
+            if t.datetime_start is not None:
+                end = t.datetime_complete
+                seconds = ((end or _utcnow(t.datetime_start)) - t.datetime_start).total_seconds()
+                row.started = now - seconds
+                row.duration = seconds if end else None
+            row.note = str(t.user_attrs.get("fail_reason", ""))[:60]
+            worker = t.user_attrs.get("worker")
+            if worker:
+                row.note = f"{row.note} @{worker}".strip()
+            if (
+                t.state.name == "COMPLETE"
+                and t.value is not None
+                and (
+                    self.best is None
+                    or (t.value > self.best[1] if self.maximize else t.value < self.best[1])
+                )
+            ):
+                self.best = (t.number, t.value)
 
     # Rendering -------------------------------------------------------------------------
     def render(self) -> Group:

@@ -100,7 +100,9 @@ def _rdb_storage(
         engine_kwargs=engine_kwargs,
         heartbeat_interval=heartbeat[0] if heartbeat else None,
         grace_period=heartbeat[1] if heartbeat else None,
-        failed_trial_callback=(
-            optuna.storages.RetryFailedTrialCallback(max_retry=MAX_RETRY) if heartbeat else None
+        heartbeat_stale_trial_callback=(
+            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+            if heartbeat
+            else None
         ),
     )
