@@ -75,7 +75,11 @@ def test_two_workers_share_one_budget_and_run_the_enqueued_trial_once(tmp_path: 
 
 def running_mid_training(prep: PreparedStudy) -> object | None:
     for t in prep.study().get_trials():
-        if t.state == TrialState.RUNNING and t.intermediate_values and "mlflow_run_id" in t.user_attrs:
+        if (
+            t.state == TrialState.RUNNING
+            and t.intermediate_values
+            and "mlflow_run_id" in t.user_attrs
+        ):
             return t
     return None
 

@@ -22,6 +22,13 @@ TRACKING_HELP = "MLflow tracking URI (default: SQLite under ./mlruns; env MLFLOW
 
 def heartbeat_options(f: Any) -> Any:
     f = click.option(
+        "--db-patience",
+        type=click.FloatRange(min=0),
+        default=60.0,
+        show_default=True,
+        help="Seconds a worker keeps retrying a study database that went away.",
+    )(f)
+    f = click.option(
         "--grace",
         type=click.IntRange(min=2),
         default=HEARTBEAT_GRACE,
@@ -85,6 +92,7 @@ def run(
     workers: int,
     heartbeat: int,
     grace: int,
+    db_patience: float,
     live: bool,
 ) -> None:
     """Run (or resume) a study over SPACE: a name in search_spaces/ or a YAML file.
@@ -116,7 +124,8 @@ def run(
         timeout=timeout,
         data=str(Path(data_path).expanduser().resolve()) if data_path else None,
         heartbeat_interval=heartbeat,
-        grace_period=min(max(grace, 2 * heartbeat), 10**6),
+        grace_period=max(grace, 2 * heartbeat),
+        storage_patience_s=db_patience,
     )
     console = Console()
     if workers > 1:
@@ -145,6 +154,7 @@ def worker(
     threads: int | None,
     heartbeat: int,
     grace: int,
+    db_patience: float,
     live: bool,
 ) -> None:
     """Join STUDY_NAME (made by `tune run`) from this terminal or another machine; stops when
@@ -167,6 +177,7 @@ def worker(
         heartbeat_interval=heartbeat,
         grace_period=max(grace, 2 * heartbeat),
     )
+    settings.storage_patience_s = db_patience
     _run_here(Console(), settings, settings.data, live, owns_parent_run=False)
 
 

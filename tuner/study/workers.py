@@ -72,6 +72,7 @@ def worker_command(
         "--threads", str(threads),
         "--heartbeat", str(settings.heartbeat_interval),
         "--grace", str(settings.grace_period),
+        "--db-patience", str(settings.storage_patience_s),
         "--no-live",
     ]  # fmt: skip
     if seed is not None:
