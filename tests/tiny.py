@@ -88,11 +88,12 @@ def fresh_tracking_uri(folder: Path) -> str:
     import shutil
     import tempfile
 
-    from tuner.tracking.mlflow_tracker import Tracker
+    from mlflow.tracking import MlflowClient
 
     if "db" not in _TEMPLATE:
+        # A plain client (rollback journal, not WAL), so the one file holds everything.
         template = Path(tempfile.mkdtemp(prefix="tuner-mlflow-template-")) / "mlflow.db"
-        Tracker(f"sqlite:///{template}").client.search_experiments()
+        MlflowClient(f"sqlite:///{template}").search_experiments()
         _TEMPLATE["db"] = template
     target = folder / "mlruns" / "mlflow.db"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -4,12 +4,13 @@ MLflow's fluent "active run", so several studies or workers in one process canno
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -43,16 +44,49 @@ def artifact_root_for(tracking_uri: str) -> str | None:
     return None
 
 
+class _LockRetrying:
+    """An MlflowClient whose calls wait out SQLite's "database is locked" (several local
+    workers writing one store at once) instead of failing a trial over it."""
+
+    def __init__(self, client: Any, patience_s: float = 120.0) -> None:
+        self._client = client
+        self._patience_s = patience_s
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            delay, waited = 0.05, 0.0
+            while True:
+                try:
+                    return attr(*args, **kwargs)
+                except Exception as exc:
+                    if "database is locked" not in str(exc) or waited > self._patience_s:
+                        raise
+                time.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 2.0)
+
+        return call
+
+
 class Tracker:
     """The few MLflow operations a study needs, on one tracking URI."""
 
     def __init__(self, tracking_uri: str) -> None:
         from mlflow.tracking import MlflowClient
 
-        if tracking_uri.startswith("sqlite:///"):
-            Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         self.tracking_uri = tracking_uri
-        self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri)
+        self.client: MlflowClient = cast(
+            "MlflowClient", _LockRetrying(MlflowClient(tracking_uri=tracking_uri))
+        )
+        if tracking_uri.startswith("sqlite:///"):
+            db = Path(tracking_uri[len("sqlite:///") :])
+            db.parent.mkdir(parents=True, exist_ok=True)
+            self.client.search_experiments(max_results=1)  # creates the schema on first use
+            _use_wal(db)
 
     def experiment_for_study(self, study_name: str) -> str:
         """The study's experiment (named after the study), created on first use."""
@@ -149,6 +183,15 @@ class Tracker:
     def end_run(self, run_id: str, status: str) -> None:
         """status: FINISHED, FAILED or KILLED."""
         self.client.set_terminated(run_id, status=status)
+
+
+def _use_wal(db: Path) -> None:
+    """WAL lets workers read while one writes; it is a property of the file, set once."""
+    import sqlite3
+
+    with contextlib.suppress(sqlite3.Error), sqlite3.connect(db, timeout=60) as conn:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
 
 
 def _param_value(value: Any) -> str:
