@@ -69,3 +69,54 @@ def test_bad_input_is_one_line_without_traceback(
     assert lines[-1].startswith("Error:") and expected in lines[-1]
     assert "Traceback" not in result.output
     assert "secret" not in result.output
+
+
+@pytest.mark.slow
+def test_real_ctrl_c_records_the_trial_as_interrupted_and_the_command_resumes(
+    workdir: Path,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import optuna
+    from mlflow.tracking import MlflowClient
+    from optuna.trial import TrialState
+
+    from tests.workers_util import wait_for
+    from tuner.study.storage import open_storage
+
+    write_tiny_space(workdir, epochs=40)  # long enough to be stopped mid-training
+    cmd = [sys.executable, "-m", "tuner", "run", "tiny.yaml", "--data", "data",
+           "--n-trials", "2", "--no-live"]  # fmt: skip
+    storage = open_storage(f"sqlite:///{workdir / 'tuner.db'}", heartbeat=False)
+    proc = subprocess.Popen(cmd, cwd=workdir, env=dict(os.environ), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+
+    def training() -> bool:
+        if not (workdir / "tuner.db").exists():
+            return False
+        try:
+            trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+        except KeyError:
+            return False
+        return any(t.state == TrialState.RUNNING and t.intermediate_values for t in trials)
+
+    wait_for(training, 240, "a trial in training")
+    proc.send_signal(signal.SIGINT)
+    output = " ".join(proc.communicate(timeout=120)[0].decode().split())
+    assert proc.returncode == 130, output
+    assert "Run the same command to resume" in output and "Traceback" not in output
+    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    stopped = [t for t in trials if t.user_attrs.get("interrupted")]
+    assert len(stopped) == 1
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    assert client.get_run(stopped[0].user_attrs["mlflow_run_id"]).info.status == "KILLED"
+
+    write_tiny_space(workdir, epochs=1)  # epochs are not part of the space's fingerprint
+    resumed = subprocess.run(cmd, cwd=workdir, env=dict(os.environ), capture_output=True)
+    assert resumed.returncode == 0, resumed.stdout.decode()
+    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2

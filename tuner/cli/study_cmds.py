@@ -181,10 +181,18 @@ def worker(
     _run_here(Console(), settings, settings.data, live, owns_parent_run=False)
 
 
+def _quiet_optuna() -> None:
+    """Optuna resets its logger to INFO when first imported; our own lines say it better."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def _run_here(
     console: Any, settings: Any, data_path: str | None, live: bool, *, owns_parent_run: bool
 ) -> None:
     """One worker in this process, with the live view fed by its own trials."""
+    _quiet_optuna()
     from tuner.study.data_source import load_for_space
     from tuner.study.orchestrate import budget_used, open_study, run_study
     from tuner.study.progress import LiveView
@@ -220,6 +228,7 @@ def _run_parallel(
     console: Any, settings: Any, n_workers: int, data_path: str | None, live: bool
 ) -> None:
     """N worker processes on one study; this process only prepares it and watches."""
+    _quiet_optuna()
     import time
 
     from tuner.study.data_source import load_for_space
