@@ -141,7 +141,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
             str(port),
             "--workers",
             "1",
-        ],  # fmt: skip
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -184,9 +184,7 @@ def test_reusing_a_study_name_with_another_space_is_refused(tmp_path: Path, data
     assert budget_used_of(settings_for(tmp_path, space)) == 1
 
 
-def test_a_completed_trial_logs_the_model_it_scored(
-    tmp_path: Path, data: Any
-) -> None:
+def test_a_completed_trial_logs_the_model_it_scored(tmp_path: Path, data: Any) -> None:
 
     from tuner.models.artifacts import load_bundle
 

@@ -4,10 +4,14 @@ from a finished study to answers. The work is in :mod:`tuner.analysis`."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tuner.cli.study_cmds import STORAGE_HELP, TRACKING_HELP
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 OUT_TYPE = click.Path(file_okay=False, path_type=Path)
 
@@ -95,15 +99,13 @@ def evaluate(
     _print_logging(console, result.logged_run_id, result.log_problem, log)
 
 
-def _print_logging(console: object, run_id: str | None, problem: str | None, log: bool) -> None:
+def _print_logging(console: Console, run_id: str | None, problem: str | None, log: bool) -> None:
     if not log:
         return
     if run_id:
-        console.print(f"logged to the study's MLflow run {run_id}")  # type: ignore[attr-defined]
+        console.print(f"logged to the study's MLflow run {run_id}")
     elif problem:
-        console.print(  # type: ignore[attr-defined]
-            f"[yellow]not logged to MLflow ({problem}); the files are on disk[/yellow]"
-        )
+        console.print(f"[yellow]not logged to MLflow ({problem}); the files are on disk[/yellow]")
 
 
 @click.command()
@@ -279,6 +281,7 @@ def compare_samplers_cmd(
         tracking_uri=resolve_tracking_uri(tracking_uri) if tracking_uri else None,
         pruner=pruner,
         seed=seed,
+        data_spec=str(Path(data_path).expanduser().resolve()) if data_path else None,
         notify=lambda m: console.print(f"[dim]{m}[/dim]"),
     )
     console.print(f"best {result.metric} after {n_trials} trials (mean over {repeats} repeats):")
