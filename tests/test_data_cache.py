@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,9 @@ def test_concurrent_writers_and_readers_only_ever_see_whole_entries(tmp_path: Pa
             array_cache.write_entry(path, arrays)
 
     def read() -> None:
+        deadline = time.monotonic() + 10
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.001)
         for _ in range(40):
             stored = array_cache.read_entry(path)
             if stored is None:
@@ -179,3 +183,26 @@ def test_cache_info_and_clear(small_tree: Path) -> None:
     assert info.entries == 2 and info.bytes > 0
     assert array_cache.clear_cache() == 2
     assert array_cache.cache_info().entries == 0
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "none"])
+def test_big_entries_are_read_directly_and_still_checked(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "big.npz"
+    images = np.random.default_rng(0).integers(0, 256, (500, 80, 60), dtype=np.uint8)  # 2.4 MB
+    labels = np.arange(500, dtype=np.int32)
+    assert array_cache.write_entry(path, {"images": images, "labels": labels})
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    elif damage == "truncate":
+        data = data[: len(data) - 100]
+    path.write_bytes(bytes(data))
+    stored = array_cache.read_entry(path)
+    if damage == "none":
+        assert stored is not None
+        np.testing.assert_array_equal(stored["images"], images)
+        np.testing.assert_array_equal(stored["labels"], labels)
+        assert stored["images"].flags.c_contiguous and stored["images"].flags.writeable
+    else:
+        assert stored is None
+        assert STATS.corrupt == 1

@@ -19,8 +19,8 @@ def assert_one_line_error(result: Result, *fragments: str) -> None:
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("Error: "), result.output
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
 

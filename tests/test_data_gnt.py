@@ -191,3 +191,10 @@ def test_bad_import_arguments(tmp_path: Path) -> None:
     b = writer_file(tmp_path / "b" / "7-c.gnt", [("人", 1)])
     with pytest.raises(DataError, match=r"several \.gnt files are named 7-c"):
         import_gnt([a, b], tmp_path / "out")
+
+
+def test_unwritable_out_folder_is_a_data_error(tmp_path: Path) -> None:
+    source = writer_file(tmp_path / "1-c.gnt", [("人", 1)])
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(DataError, match=r"cannot write the dataset .*writable --out"):
+        import_gnt([source], tmp_path / "a-file" / "casia")

@@ -70,6 +70,22 @@ def test_files_sort_naturally_within_a_class(make_tree: MakeTree) -> None:
         "2.png",
         "10.png",
     ]
+    # Non-ASCII digits and superscripts must not break sorting.
+    names = ["x10.png", "x2.png", "²a.png", "a.png", "x2b.png", "٣.png"]
+    assert sorted(names, key=natural_key) == [
+        "٣.png",
+        "a.png",
+        "x2.png",
+        "x2b.png",
+        "x10.png",
+        "²a.png",
+    ]
+    mixed = make_tree({"Train": {"b": 1}}, name="mixed")
+    for name in ("x10.png", "x2.png", "²a.png", "3.png"):
+        Image.new("L", (6, 8), 255).save(mixed / "Train" / "b" / name)
+    listed = [name for name, _, _ in layout.list_images(mixed / "Train" / "b")]
+    assert listed.index("x2.png") < listed.index("x10.png")
+    assert listed.index("1.png") < listed.index("3.png")
 
 
 def test_class_order_is_written_beside_the_data_and_kept(make_tree: MakeTree) -> None:
@@ -309,3 +325,19 @@ def test_parallel_decoding_matches_serial(
     np.testing.assert_array_equal(parallel.images, serial.images)
     assert parallel.files == serial.files
     assert len(parallel) == 159
+
+
+def test_writers_csv_with_a_bom_is_read_and_a_bad_one_is_named(make_tree: MakeTree) -> None:
+    root = make_tree({"Train": {"a": 4}})
+    (root / "writers.csv").write_text(
+        "\ufeffsplit,class,file,writer\n" + "".join(f"Train,a,{n}.png,w{n}\n" for n in range(1, 5)),
+        "utf-8",
+    )
+    dataset = load_dataset(root, preprocessing=SMALL, workers=1)
+    assert dataset.train.writers is not None
+    (root / "writers.csv").write_text("who,what\nx,y\n", "utf-8")
+    with pytest.raises(DataError, match=r"writers\.csv must start with the header line"):
+        load_dataset(root, preprocessing=SMALL, workers=1)
+    (root / "writers.csv").write_bytes(b"split,class,file,writer\n\xff\xfe,a\n")
+    with pytest.raises(DataError, match=r"cannot read .*writers\.csv"):
+        load_dataset(root, preprocessing=SMALL, workers=1)

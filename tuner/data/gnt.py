@@ -231,52 +231,59 @@ def import_gnt(
     numbers = {} if fresh else _next_numbers(out_dir, split)
     new_rows: list[tuple[str, str, str, str]] = []
 
-    staging_parent = out_dir.parent if fresh else out_dir
-    staging_parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.import-", dir=staging_parent))
     try:
-        for path in files:
-            writer_id = path.stem
-            if writer_id in imported:
-                result.already_imported.append(writer_id)
-                continue
-            result.files += 1
-            for char, bitmap in iter_gnt(path):
-                result.samples += 1
-                if wanted is not None and char not in wanted:
+        staging_parent = out_dir.parent if fresh else out_dir
+        staging_parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.import-", dir=staging_parent))
+        try:
+            for path in files:
+                writer_id = path.stem
+                if writer_id in imported:
+                    result.already_imported.append(writer_id)
                     continue
-                if char in _UNSAFE_NAMES or _UNSAFE_CHARS.intersection(char):
-                    result.unsafe_names += 1
-                    continue
-                class_dir = staging / split / char
-                if char not in numbers:
-                    numbers[char] = 1
-                if not class_dir.is_dir():
-                    class_dir.mkdir(parents=True)
-                    if char not in result.classes:
-                        result.classes.append(char)
-                name = f"{numbers[char]}.png"
-                numbers[char] += 1
-                Image.fromarray(bitmap).save(class_dir / name)
-                new_rows.append((split, char, name, writer_id))
-                result.written += 1
-        if chars:
-            result.missing = [c for c in chars if c not in set(result.classes)]
-            result.classes.sort(key=chars.index)
-        if result.written == 0:
-            if result.files == 0:
-                return result  # every file was imported before: nothing to do
-            what = "of the chosen characters " if chars else ""
-            raise DataError(
-                f"the {result.files} .gnt files hold no samples {what}to import "
-                f"({result.samples} samples read): check --chars and the files"
-            )
-        if fresh:
-            _finish_fresh(staging, out_dir, new_rows, result.classes if chars else None)
-        else:
-            _finish_merge(staging, out_dir, split, new_rows, known_writers, result.classes)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+                result.files += 1
+                for char, bitmap in iter_gnt(path):
+                    result.samples += 1
+                    if wanted is not None and char not in wanted:
+                        continue
+                    if char in _UNSAFE_NAMES or _UNSAFE_CHARS.intersection(char):
+                        result.unsafe_names += 1
+                        continue
+                    class_dir = staging / split / char
+                    if char not in numbers:
+                        numbers[char] = 1
+                    if not class_dir.is_dir():
+                        class_dir.mkdir(parents=True)
+                        if char not in result.classes:
+                            result.classes.append(char)
+                    name = f"{numbers[char]}.png"
+                    numbers[char] += 1
+                    Image.fromarray(bitmap).save(class_dir / name)
+                    new_rows.append((split, char, name, writer_id))
+                    result.written += 1
+            if chars:
+                result.missing = [c for c in chars if c not in set(result.classes)]
+                result.classes.sort(key=chars.index)
+            if result.written == 0:
+                if result.files == 0:
+                    return result  # every file was imported before: nothing to do
+                what = "of the chosen characters " if chars else ""
+                raise DataError(
+                    f"the {result.files} .gnt files hold no samples {what}to import "
+                    f"({result.samples} samples read): check --chars and the files"
+                )
+            if fresh:
+                _finish_fresh(staging, out_dir, new_rows, result.classes if chars else None)
+            else:
+                _finish_merge(staging, out_dir, split, new_rows, known_writers, result.classes)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        where = exc.filename or out_dir
+        raise DataError(
+            f"cannot write the dataset ({where}: {exc.strerror or exc}): give a writable --out "
+            "folder with room for the images"
+        ) from exc
     return result
 
 

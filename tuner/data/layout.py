@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -98,7 +99,8 @@ _DIGITS = re.compile(r"(\d+)")
 
 def natural_key(name: str) -> tuple[tuple[int | str, ...], str]:
     """Sort key putting ``2.png`` before ``10.png``; the name itself breaks ties (``01``/``1``)."""
-    parts = tuple(int(part) if part.isdigit() else part for part in _DIGITS.split(name))
+    # split() with a group alternates text and digit runs; the digit runs are at odd places.
+    parts = tuple(int(part) if i % 2 else part for i, part in enumerate(_DIGITS.split(name)))
     return parts, name
 
 
@@ -106,26 +108,38 @@ def _is_visible(name: str) -> bool:
     return not name.startswith(".")
 
 
+def _unreadable_folder(path: Path, exc: OSError) -> DataError:
+    return DataError(
+        f"cannot read {path} ({exc.strerror or exc}): check that it is a readable folder"
+    )
+
+
 def list_class_folders(split_dir: Path) -> list[str]:
     """Names of the class folders in a split folder (hidden folders ignored), unsorted."""
-    with os.scandir(split_dir) as entries:
-        return [e.name for e in entries if _is_visible(e.name) and e.is_dir()]
+    try:
+        with os.scandir(split_dir) as entries:
+            return [e.name for e in entries if _is_visible(e.name) and e.is_dir()]
+    except OSError as exc:
+        raise _unreadable_folder(split_dir, exc) from exc
 
 
 def list_images(class_dir: Path) -> list[tuple[str, int, int]]:
     """(file name, size, mtime_ns) of each image in a class folder, in natural order."""
     found: list[tuple[str, int, int]] = []
+    numbered = True  # all names <digits>.<ext>, as in the course layout: sort by number
     with os.scandir(class_dir) as entries:
         for entry in entries:
             name = entry.name
-            if (
-                _is_visible(name)
-                and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
-                and entry.is_file()
-            ):
-                stat = entry.stat()
-                found.append((name, stat.st_size, stat.st_mtime_ns))
-    found.sort(key=lambda item: natural_key(item[0]))
+            dot = name.rfind(".")
+            if dot <= 0 or name[dot:].lower() not in IMAGE_SUFFIXES or not entry.is_file():
+                continue  # hidden files (dot 0) and anything not an image
+            stat = entry.stat()
+            found.append((name, stat.st_size, stat.st_mtime_ns))
+            numbered = numbered and name[:dot].isascii() and name[:dot].isdigit()
+    if numbered:
+        found.sort(key=lambda item: (int(item[0][: item[0].rfind(".")]), item[0]))
+    else:
+        found.sort(key=lambda item: natural_key(item[0]))
     return found
 
 
@@ -170,7 +184,10 @@ def require_dataset(root: Path) -> Path:
 
 
 def _read_class_file(path: Path) -> list[str]:
-    lines = [line.strip() for line in path.read_text("utf-8").splitlines()]
+    try:
+        lines = [line.strip() for line in path.read_text("utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path} as UTF-8 text ({exc}): fix or delete it") from exc
     classes = [line for line in lines if line]
     duplicates = sorted({c for c in classes if classes.count(c) > 1})
     if duplicates:
@@ -327,7 +344,14 @@ def read_writers(root: Path) -> dict[tuple[str, str, str], str]:
     path = root / WRITERS_FILE
     if not path.is_file():
         return {}
-    with path.open(encoding="utf-8", newline="") as handle:
+    try:
+        return _parse_writers(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read {path} ({exc}): fix or delete it") from exc
+
+
+def _parse_writers(path: Path) -> dict[tuple[str, str, str], str]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:  # -sig: spreadsheets add a BOM
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None or tuple(h.strip() for h in header) != WRITERS_HEADER:
@@ -398,7 +422,10 @@ def load_split(
                 f"class {cls!r} has no folder {class_dir}: add it, or drop the class from "
                 f"{root / CLASSES_FILE}"
             )
-        images = list_images(class_dir)
+        try:
+            images = list_images(class_dir)
+        except OSError as exc:
+            raise _unreadable_folder(class_dir, exc) from exc
         if not images:
             raise DataError(
                 f"class folder {class_dir} has no images: add .png files or remove the folder "
@@ -421,7 +448,14 @@ def load_split(
                 split, skipped = loaded
                 logger.info("%s: %d images from the cache", directory, len(split))
     if split is None:
+        started = time.perf_counter()
         split, skipped = _decode_split(root, listing, preprocessing, workers)
+        logger.info(
+            "%s: decoded %d images in %.1f s",
+            directory,
+            len(listing),
+            time.perf_counter() - started,
+        )
         if use_cache:
             array_cache.write_entry(
                 entry,
