@@ -33,6 +33,7 @@ import numpy as np
 
 from tuner.analysis import plots
 from tuner.errors import TunerError
+from tuner.study.orchestrate import primary_value
 
 if TYPE_CHECKING:
     import optuna
@@ -116,8 +117,9 @@ def curve_of(study: optuna.Study, sampler: str, repeat: int, seed: int, maximize
     best = math.nan
     for t in trials:
         elapsed += t.duration.total_seconds() if t.duration else 0.0
+        primary = primary_value(t)
         value = (
-            float(t.value) if t.state == TrialState.COMPLETE and t.value is not None else math.nan
+            float(primary) if t.state == TrialState.COMPLETE and primary is not None else math.nan
         )
         if math.isfinite(value) and (
             not math.isfinite(best) or (value > best if maximize else value < best)

@@ -42,6 +42,7 @@ from tuner.analysis.source import (
     resolve_data_root,
 )
 from tuner.errors import DataError, StudyError
+from tuner.study.orchestrate import primary_value
 
 if TYPE_CHECKING:
     import keras
@@ -328,8 +329,9 @@ def load_test_split(root: Path, classes: list[str], preprocessing: Preprocessing
 
 def recorded_val_accuracy(ctx: StudyContext) -> float | None:
     """The best trial's validation accuracy at the epoch its weights come from."""
-    if ctx.metric == "val_accuracy" and ctx.best.value is not None:
-        return float(ctx.best.value)
+    value = primary_value(ctx.best)
+    if ctx.metric == "val_accuracy" and value is not None:
+        return float(value)
     try:
         from mlflow.tracking import MlflowClient
 
@@ -348,7 +350,7 @@ def best_epoch(ctx: StudyContext) -> int | None:
     values = {k: v for k, v in ctx.best.intermediate_values.items() if math.isfinite(v)}
     if not values:
         return None
-    maximize = ctx.study.direction.name == "MAXIMIZE"
+    maximize = ctx.study.directions[0].name == "MAXIMIZE"
     pick = max if maximize else min
     return int(pick(values, key=lambda step: values[step]))
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from tuner.analysis.source import download_bundle, load_context
 from tuner.errors import DataError, TunerError
+from tuner.study.orchestrate import primary_value
 
 if TYPE_CHECKING:
     import keras
@@ -120,7 +121,7 @@ def export_best(
             study=study_name,
             trial_number=ctx.best.number,
             mlflow_run_id=ctx.run_id,
-            objective={"metric": ctx.metric, "value": ctx.best.value},
+            objective={"metric": ctx.metric, "value": primary_value(ctx.best)},
         )
         path, sidecar = write_exported(folder / MODEL_FILE, out, meta)
     result = ExportResult(
@@ -129,7 +130,7 @@ def export_best(
         study=study_name,
         trial=ctx.best.number,
         run_id=ctx.run_id,
-        value=ctx.best.value,
+        value=primary_value(ctx.best),
         meta=meta,
     )
     if register:
@@ -142,11 +143,11 @@ def export_best(
                 tags={
                     "tuner.study": study_name,
                     "tuner.trial": str(ctx.best.number),
-                    f"tuner.{ctx.metric}": str(ctx.best.value),
+                    f"tuner.{ctx.metric}": str(primary_value(ctx.best)),
                 },
                 description=(
                     f"best trial {ctx.best.number} of study {study_name} "
-                    f"({ctx.metric} {ctx.best.value})"
+                    f"({ctx.metric} {primary_value(ctx.best)})"
                 ),
             )
             result.registered_name = name

@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any
 from tuner.analysis import plots
 from tuner.analysis.fonts import plot_style
 from tuner.analysis.source import load_context, mlflow_log_folder
-from tuner.study.orchestrate import ATTR_N_TRIALS, best_trial, state_counts
+from tuner.study.orchestrate import (
+    ATTR_N_TRIALS,
+    best_trial,
+    pareto_front,
+    primary_value,
+    state_counts,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -70,16 +76,37 @@ def _tidy(fig: Any, name: str, n_params: int) -> None:
         fig.set_size_inches(max(6.4, 1.3 * (n_params + 1) + 2.0), 5.0)
 
 
+def objective_names(study: optuna.Study, metric: str) -> list[str]:
+    """The study's objectives by metric name (the first is ``metric``)."""
+    space = study.user_attrs.get("space", {})
+    objective = space.get("objective") if isinstance(space, dict) else None
+    if isinstance(objective, list) and len(objective) == len(study.directions):
+        return [str(o.get("metric", f"objective {i}")) for i, o in enumerate(objective)]
+    return [metric] + [f"objective {i}" for i in range(1, len(study.directions))]
+
+
 def _plots(study: optuna.Study, metric: str) -> dict[str, Callable[[], Any]]:
     import optuna.visualization.matplotlib as vis
 
-    return {
-        "optimization_history": lambda: vis.plot_optimization_history(study, target_name=metric),
+    # Multi-objective studies: the per-parameter plots show the first objective.
+    target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
+    plots = {
+        "optimization_history": lambda: vis.plot_optimization_history(
+            study, target=target, target_name=metric
+        ),
         "intermediate_values": lambda: vis.plot_intermediate_values(study),
-        "param_importances": lambda: vis.plot_param_importances(study, target_name=metric),
-        "parallel_coordinate": lambda: vis.plot_parallel_coordinate(study, target_name=metric),
-        "slice": lambda: vis.plot_slice(study, target_name=metric),
+        "param_importances": lambda: vis.plot_param_importances(
+            study, target=target, target_name=metric
+        ),
+        "parallel_coordinate": lambda: vis.plot_parallel_coordinate(
+            study, target=target, target_name=metric
+        ),
+        "slice": lambda: vis.plot_slice(study, target=target, target_name=metric),
     }
+    if len(study.directions) > 1:
+        names = objective_names(study, metric)
+        plots["pareto_front"] = lambda: vis.plot_pareto_front(study, target_names=names)
+    return plots
 
 
 def _why_not(name: str, complete: int, intermediate: bool) -> str | None:
@@ -143,7 +170,7 @@ def summary_markdown(
 
     counts = state_counts(study)
     best = best_trial(study)
-    direction = study.direction.name.lower()
+    direction = study.directions[0].name.lower()
     budget = study.user_attrs.get(ATTR_N_TRIALS)
     lines = [f"# Study `{study.study_name}`", ""]
     lines.append(f"- objective: **{metric}** ({direction})")
@@ -152,7 +179,7 @@ def summary_markdown(
     if best is not None:
         run = best.user_attrs.get("mlflow_run_id", "")
         lines.append(
-            f"- best: trial {best.number}, {metric} **{_fmt(best.value)}**"
+            f"- best: trial {best.number}, {metric} **{_fmt(primary_value(best))}**"
             + (f", MLflow run `{run}`" if run else "")
         )
         lines += ["", "## Best parameters", "", "| parameter | value |", "| --- | --- |"]
@@ -160,7 +187,9 @@ def summary_markdown(
     else:
         lines.append("- best: none yet (no completed trial)")
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    complete.sort(key=lambda t: t.value or 0.0, reverse=study.direction.name == "MAXIMIZE")
+    complete.sort(
+        key=lambda t: primary_value(t) or 0.0, reverse=study.directions[0].name == "MAXIMIZE"
+    )
     if complete:
         names = sorted({k for t in complete[:TOP] for k in t.params})
         lines += ["", f"## Top {min(TOP, len(complete))} trials", ""]
@@ -170,12 +199,21 @@ def summary_markdown(
             seconds = t.duration.total_seconds() if t.duration else None
             cells = [
                 str(t.number),
-                _fmt(t.value),
+                _fmt(primary_value(t)),
                 _fmt(t.user_attrs.get("epochs")),
                 _fmt(seconds),
                 *(_fmt(t.params.get(n)) for n in names),
             ]
             lines.append("| " + " | ".join(cells) + " |")
+    if len(study.directions) > 1:
+        names = objective_names(study, metric)
+        front = pareto_front(study)
+        lines += ["", f"## Pareto front ({len(front)} trials)", ""]
+        lines.append("| trial | " + " | ".join(names) + " |")
+        lines.append("| --- " * (1 + len(names)) + "|")
+        lines += [
+            "| " + " | ".join([str(t.number), *(_fmt(v) for v in t.values)]) + " |" for t in front
+        ]
     lines += ["", "## Plots", ""]
     lines += [f"![{name}]({path.name})" for name, path in files.items() if path.suffix == ".png"]
     for name, why in skipped.items():
@@ -212,7 +250,7 @@ def write_report(
         skipped=skipped,
         counts=state_counts(study),
         best_number=best.number if best else None,
-        best_value=best.value if best else None,
+        best_value=primary_value(best) if best else None,
     )
     if log:
         result.log_problem = mlflow_log_folder(ctx.tracking_uri, ctx.parent_run_id, out, "report")

@@ -237,6 +237,7 @@ def _run_parallel(
         budget_used,
         open_study,
         prepare_study,
+        primary_value,
         state_counts,
     )
     from tuner.study.progress import LiveView
@@ -274,9 +275,10 @@ def _run_parallel(
     for index, code, last in failed_workers(workers):
         console.print(f"[red]worker {index} exited with {code}[/red]: {last} (log in {log_dir})")
     best = best_trial(study)
+    best_value = primary_value(best) if best else None
     _print_outcome(console, settings, state_counts(study), used - done_before,
                    time.perf_counter() - started, interrupted,
-                   best.number if best else None, best.value if best else None)  # fmt: skip
+                   best.number if best else None, best_value)  # fmt: skip
 
 
 def _print_start(
@@ -320,7 +322,7 @@ def _print_outcome(
 
 
 def _print_finished(console: Any, name: str, study: Any, total: int) -> None:
-    from tuner.study.orchestrate import best_trial
+    from tuner.study.orchestrate import best_trial, primary_value
 
     best = best_trial(study)
     console.print(
@@ -328,7 +330,9 @@ def _print_finished(console: Any, name: str, study: Any, total: int) -> None:
         f"(ask for more with --n-trials N)."
     )
     if best is not None:
-        console.print(f"best: trial {best.number}, value {best.value:.4f}, params {best.params}")
+        console.print(
+            f"best: trial {best.number}, value {primary_value(best):.4f}, params {best.params}"
+        )
 
 
 @click.command()
@@ -395,6 +399,18 @@ def best(study_name: str, storage: str | None, tracking_uri: str | None, as_json
     for k, v in report["params"].items():
         table.add_row(k, str(v))
     console.print(table)
+    if report["pareto_front"]:
+        front = Table(title=f"Pareto front ({', '.join(report['directions'])})")
+        front.add_column("trial", justify="right")
+        front.add_column("values")
+        front.add_column("params")
+        for t in report["pareto_front"]:
+            front.add_row(
+                str(t["number"]),
+                ", ".join(f"{v:.4g}" for v in t["values"]),
+                " ".join(f"{k}={v}" for k, v in t["params"].items()),
+            )
+        console.print(front)
     if report.get("metrics"):
         console.print(
             "metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(report["metrics"].items()))

@@ -23,6 +23,7 @@ from tuner.space.spec import (
     MODELS,
     OPS,
     ORDER_OPS,
+    SECONDARY_METRICS,
     Budget,
     CategoricalParam,
     Condition,
@@ -250,7 +251,8 @@ def parse_space(data: Mapping[str, Any], *, source: Path | None = None) -> Searc
         fix = f"did you mean {guess!r}?" if guess else f"use one of {', '.join(MODELS)}"
         ctx.fail(f"unknown model {_quote(model)}; {fix}")
 
-    objective = _parse_objective(ctx, data.get("objective"))
+    objectives = _parse_objectives(ctx, data.get("objective"))
+    objective = objectives[0]
     training = _parse_training(ctx, data.get("training"))
     budget = _parse_budget(ctx, data.get("budget"))
 
@@ -275,6 +277,7 @@ def parse_space(data: Mapping[str, Any], *, source: Path | None = None) -> Searc
         fixed=dict(fixed),
         training=training,
         objective=objective,
+        extra_objectives=objectives[1:],
         budget=budget,
     )
     enqueue = _parse_enqueue(ctx, data.get("enqueue"), space)
@@ -322,6 +325,30 @@ def _parse_dataset(ctx: _Context, value: Any, source: Path | None) -> str:
     if not path.is_absolute() and source is not None:
         path = source.parent / path
     return str(path)
+
+
+def _parse_objectives(ctx: _Context, value: Any) -> tuple[Objective, ...]:
+    """One objective (a mapping), or a list: the first is the validation metric trials are
+    pruned and early-stopped on, the others are measured after training (SECONDARY_METRICS)."""
+    if not isinstance(value, list):
+        return (_parse_objective(ctx, value),)
+    if not value:
+        ctx.fail("objective is an empty list; give at least {metric: val_accuracy, ...}")
+    objectives = tuple(_parse_objective(ctx, item) for item in value)
+    if objectives[0].metric in SECONDARY_METRICS:
+        ctx.fail(
+            f"objective: the first objective must be a training metric such as val_accuracy, "
+            f"not {objectives[0].metric!r}; list {objectives[0].metric} after it"
+        )
+    for extra in objectives[1:]:
+        if extra.metric not in SECONDARY_METRICS:
+            guess = close_match(extra.metric, SECONDARY_METRICS)
+            fix = f"did you mean {guess!r}?" if guess else f"use {' or '.join(SECONDARY_METRICS)}"
+            ctx.fail(f"objective: further objective {extra.metric!r} is not measured; {fix}")
+    metrics = [o.metric for o in objectives]
+    if len(set(metrics)) != len(metrics):
+        ctx.fail(f"objective lists a metric twice ({', '.join(metrics)}); list each once")
+    return objectives
 
 
 def _parse_objective(ctx: _Context, value: Any) -> Objective:

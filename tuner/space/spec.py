@@ -210,6 +210,11 @@ class CategoricalParam:
 Param = IntParam | FloatParam | CategoricalParam
 
 
+#: Metrics a trial measures once, after training, that a study can optimise as further
+#: objectives beside the validation metric: parameter count, and CPU inference time per image.
+SECONDARY_METRICS = ("n_params", "inference_ms")
+
+
 @dataclass(frozen=True)
 class Objective:
     """The metric a trial reports (the best epoch's value) and which way is better."""
@@ -251,6 +256,20 @@ class SearchSpace:
     objective: Objective = field(default_factory=Objective)
     budget: Budget = field(default_factory=Budget)
     enqueue: tuple[Mapping[str, Any], ...] = ()
+    # More objectives make the study multi-objective (a Pareto front); see SECONDARY_METRICS.
+    extra_objectives: tuple[Objective, ...] = ()
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        return (self.objective, *self.extra_objectives)
+
+    @property
+    def multi_objective(self) -> bool:
+        return bool(self.extra_objectives)
+
+    def _objective_data(self) -> dict[str, Any] | list[dict[str, Any]]:
+        data = [{"metric": o.metric, "direction": o.direction} for o in self.objectives]
+        return data if self.multi_objective else data[0]
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -305,7 +324,7 @@ class SearchSpace:
                 p["when"] = sorted(p["when"])
         payload = {
             "model": self.model,
-            "objective": {"metric": self.objective.metric, "direction": self.objective.direction},
+            "objective": self._objective_data(),
             "fixed": dict(self.fixed),
             "params": params,
         }
@@ -320,7 +339,7 @@ class SearchSpace:
             "description": self.description,
             "dataset": self.dataset,
             "model": self.model,
-            "objective": {"metric": self.objective.metric, "direction": self.objective.direction},
+            "objective": self._objective_data(),
             "training": {
                 "max_epochs": self.training.max_epochs,
                 "patience": self.training.patience,

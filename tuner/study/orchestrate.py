@@ -116,11 +116,34 @@ def budget_used(study: optuna.Study) -> int:
     return sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
 
 
+def primary_value(trial: optuna.trial.FrozenTrial) -> float | None:
+    """The trial's value on the study's first objective (the validation metric)."""
+    return trial.values[0] if trial.values else None
+
+
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    try:
-        return study.best_trial
-    except ValueError:
+    """The best trial; in a multi-objective study, the Pareto-front trial that is best on the
+    first objective (the validation metric)."""
+    from optuna.study import StudyDirection
+
+    if len(study.directions) == 1:
+        try:
+            return study.best_trial
+        except ValueError:
+            return None
+    front = study.best_trials
+    if not front:
         return None
+    maximize = study.directions[0] == StudyDirection.MAXIMIZE
+    return (max if maximize else min)(front, key=lambda t: t.values[0])
+
+
+def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The trials no other trial beats on every objective (all best trials if single)."""
+    if len(study.directions) == 1:
+        best = best_trial(study)
+        return [best] if best else []
+    return sorted(study.best_trials, key=lambda t: t.number)
 
 
 def _storage(settings: StudySettings) -> optuna.storages.RDBStorage:
@@ -163,7 +186,7 @@ def open_study(settings: StudySettings) -> optuna.Study:
         storage=storage,
         sampler=sampler,
         pruner=pruner,
-        direction=space.objective.direction,
+        directions=[o.direction for o in space.objectives],
         load_if_exists=True,  # another worker may create it at the same moment
     )
     if study.user_attrs.get(ATTR_FINGERPRINT) is None:
@@ -236,7 +259,9 @@ class _ParentRunUpdater:
                 }
             )
             self.tracker.log_metrics(
-                self.parent_run_id, {"best_value": float(best.value or 0.0)}, step=trial.number
+                self.parent_run_id,
+                {"best_value": float(primary_value(best) or 0.0)},
+                step=trial.number,
             )
         self.tracker.set_tags(self.parent_run_id, tags)
 
@@ -440,7 +465,7 @@ def run_study(
         ran=used - before,
         already_finished=already_finished,
         best_number=best.number if best else None,
-        best_value=best.value if best else None,
+        best_value=primary_value(best) if best else None,
         best_params=dict(best.params) if best else {},
         parent_run_id=parent_run_id,
         interrupted=interrupted,

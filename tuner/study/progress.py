@@ -110,6 +110,8 @@ class LiveView:
             row.best = value
 
     def trial_finished(self, trial: optuna.trial.FrozenTrial) -> None:
+        from tuner.study.orchestrate import primary_value
+
         row = self.rows.setdefault(trial.number, _Row(trial.number, dict(trial.params)))
         row.state = "INTERRUPTED" if trial.user_attrs.get("interrupted") else trial.state.name
         row.duration = time.perf_counter() - row.started
@@ -118,16 +120,14 @@ class LiveView:
             "interrupted"
         ):
             self.done += 1
-        if trial.state.name == "COMPLETE" and trial.value is not None:
-            row.best = trial.value
-            if self.best is None or (
-                trial.value > self.best[1] if self.maximize else trial.value < self.best[1]
-            ):
-                self.best = (trial.number, trial.value)
+        value = primary_value(trial)
+        if trial.state.name == "COMPLETE" and value is not None:
+            row.best = value
+            self._offer_best(trial.number, value)
 
     def sync(self, trials: list[optuna.trial.FrozenTrial]) -> None:
         """Rebuild the view from the study's trials (several worker processes, polled)."""
-        from tuner.study.orchestrate import counts_toward_budget, display_state
+        from tuner.study.orchestrate import counts_toward_budget, display_state, primary_value
 
         now = time.perf_counter()
         self.done = sum(counts_toward_budget(t) for t in trials)
@@ -139,8 +139,9 @@ class LiveView:
             row.state = display_state(t)
             row.epochs = len(t.intermediate_values)
             values = list(t.intermediate_values.values())
-            if t.value is not None:
-                row.best = t.value
+            value = primary_value(t)
+            if value is not None:
+                row.best = value
             elif values:
                 row.best = max(values) if self.maximize else min(values)
             if t.datetime_start is not None:
@@ -152,15 +153,12 @@ class LiveView:
             worker = t.user_attrs.get("worker")
             if worker:
                 row.note = f"{row.note} @{worker}".strip()
-            if (
-                t.state.name == "COMPLETE"
-                and t.value is not None
-                and (
-                    self.best is None
-                    or (t.value > self.best[1] if self.maximize else t.value < self.best[1])
-                )
-            ):
-                self.best = (t.number, t.value)
+            if t.state.name == "COMPLETE" and value is not None:
+                self._offer_best(t.number, value)
+
+    def _offer_best(self, number: int, value: float) -> None:
+        if self.best is None or (value > self.best[1] if self.maximize else value < self.best[1]):
+            self.best = (number, value)
 
     # Rendering -------------------------------------------------------------------------
     def render(self) -> Group:

@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from tuner.errors import StudyError
-from tuner.study.orchestrate import ATTR_N_TRIALS, best_trial, state_counts
+from tuner.study.orchestrate import (
+    ATTR_N_TRIALS,
+    best_trial,
+    pareto_front,
+    primary_value,
+    state_counts,
+)
 from tuner.study.storage import open_storage, redact
 
 
@@ -34,7 +40,7 @@ def list_studies(storage_url: str) -> list[StudyRow]:
                 n_trials=study.user_attrs.get(ATTR_N_TRIALS),
                 counts=state_counts(study),
                 best_number=best.number if best else None,
-                best_value=best.value if best else None,
+                best_value=primary_value(best) if best else None,
             )
         )
     return rows
@@ -83,7 +89,7 @@ def best_trial_report(
     return {
         "study": study_name,
         "number": best.number,
-        "value": best.value,
+        "value": primary_value(best),
         "metric": study.user_attrs.get("objective_metric", "value"),
         "params": dict(best.params),
         "epochs": best.user_attrs.get("epochs"),
@@ -93,4 +99,11 @@ def best_trial_report(
         "intermediate_values": dict(best.intermediate_values),
         "metrics": metrics,
         "duration_s": best.duration.total_seconds() if best.duration else None,
+        "directions": [d.name.lower() for d in study.directions],
+        "pareto_front": [
+            {"number": t.number, "values": list(t.values), "params": dict(t.params)}
+            for t in pareto_front(study)
+        ]
+        if len(study.directions) > 1
+        else [],
     }

@@ -90,7 +90,8 @@ def _epoch_callback(trial: optuna.Trial, ctx: TrialContext, run_id: str) -> Any:
             ctx.tracker.log_metrics(run_id, logs, step=epoch + 1)
             for observer in ctx.observers:
                 observer.epoch_ended(trial.number, epoch + 1, logs)
-            if metric in logs and math.isfinite(logs[metric]):
+            # Optuna prunes single-objective studies only; a multi-objective one trains on.
+            if not ctx.space.multi_objective and metric in logs and math.isfinite(logs[metric]):
                 trial.report(logs[metric], epoch + 1)
                 if trial.should_prune():
                     self.pruned_at = epoch + 1
@@ -105,7 +106,7 @@ class TrialRunner:
     def __init__(self, ctx: TrialContext) -> None:
         self.ctx = ctx
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         import optuna
 
         ctx = self.ctx
@@ -142,8 +143,28 @@ class TrialRunner:
             raise optuna.TrialPruned(f"pruned at epoch {pruned_at}")
         ctx.tracker.log_metrics(run_id, {f"best_{ctx.space.objective.metric}": value})
         self._log_model(model, trial.number, params, run_id)
+        if not ctx.space.multi_objective:
+            self._close(run_id, "FINISHED", "COMPLETE", started, {})
+            return value
+        extras = {o.metric: self._secondary(o.metric, model) for o in ctx.space.extra_objectives}
+        ctx.tracker.log_metrics(run_id, extras)
         self._close(run_id, "FINISHED", "COMPLETE", started, {})
-        return value
+        return (value, *extras.values())
+
+    def _secondary(self, metric: str, model: Any) -> float:
+        """A further objective, measured once on the trained model."""
+        if metric == "n_params":
+            return float(model.count_params())
+        if metric == "inference_ms":
+            batch = self.ctx.data.val.images[:256, ..., None]
+            model.predict(batch, verbose=0)  # warm-up: the first call builds the graph
+            timings = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                model.predict(batch, verbose=0)
+                timings.append(time.perf_counter() - t0)
+            return 1000.0 * min(timings) / max(len(batch), 1)
+        raise ValueError(f"unknown objective metric {metric!r}")
 
     def _check_budget(self, trial: optuna.Trial) -> None:
         """Two workers can start a trial at the same moment for the last slot of the budget;
