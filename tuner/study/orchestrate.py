@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -380,7 +381,9 @@ def _work(
     outage_since: float | None = None
     while True:
         try:
-            optuna.storages.fail_stale_trials(study)
+            with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
             closer(study)
             trials = study.get_trials(deepcopy=False)
             done = sum(counts_toward_budget(t) for t in trials)
