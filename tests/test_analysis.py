@@ -290,7 +290,7 @@ def test_export_registers_and_predicts_like_the_logged_model(
     assert target.is_file() and result.sidecar == tmp_path / "best.json"
     sidecar = json.loads(result.sidecar.read_text(encoding="utf-8"))
     assert sidecar["classes"] == sorted(CLASSES)  # the dataset's order: sorted folders
-    assert sidecar["preprocessing"] == {"height": 16, "width": 12}
+    assert sidecar["preprocessing"] == Preprocessing(16, 12).key()
 
     client = MlflowClient(tiny_study.tracking, registry_uri=tiny_study.tracking)
     version = client.get_model_version("tiny", result.registered_version or "")

@@ -89,6 +89,13 @@ def test_cnn_space_has_the_builders_param_names() -> None:
         "aug_rotate",
         "aug_zoom",
         "aug_ink",
+        "aug_elastic",
+        "aug_contrast",
+        "aug_darkness",
+        "preprocess_keep_aspect",
+        "preprocess_normalize_ink",
+        "synth_ratio",
+        "synth_variety",
     }
     assert set(cnn.param_names) == expected
     assert cnn.param("n_blocks") == IntParam("n_blocks", 1, 5)
@@ -136,6 +143,12 @@ def test_cnn_space_enqueues_the_course_cnn() -> None:
         "aug_rotate": 0.0,
         "aug_zoom": 0.0,
         "aug_ink": 0.0,
+        "aug_elastic": 0.0,
+        "aug_contrast": 0.0,
+        "aug_darkness": 0.0,
+        "preprocess_keep_aspect": False,
+        "preprocess_normalize_ink": False,
+        "synth_ratio": 0.0,
     }
     # It is a complete, valid point of the space: Optuna replays it as the first trial.
     (first,) = _sample(cnn, 1, enqueue=True)

@@ -194,7 +194,7 @@ def test_a_completed_trial_logs_the_model_it_scored(tmp_path: Path, data: Any) -
     client = MlflowClient(s.tracking_uri)
     folder = client.download_artifacts(trial.user_attrs["mlflow_run_id"], "model", str(tmp_path))
     model, meta = load_bundle(Path(folder))
-    assert meta.classes == data.classes and meta.preprocessing == {"height": 16, "width": 12}
+    assert meta.classes == data.classes and meta.preprocessing == data.preprocessing.key()
     assert meta.params["learning_rate"] == trial.params["learning_rate"]
     logits = model.predict(data.val.images[..., None], verbose=0)
     assert logits.shape == (len(data.val.labels), len(data.classes))

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from tuner.data.layout import Dataset
     from tuner.space.spec import SearchSpace
+    from tuner.study.trial_data import TrialData
 
 DB_FILE = "compare.db"
 
@@ -138,7 +139,7 @@ def compare_samplers(
     samplers: Sequence[str],
     n_trials: int,
     repeats: int,
-    data: Dataset,
+    data: Dataset | TrialData,
     out: Path,
     *,
     tracking_uri: str | None = None,

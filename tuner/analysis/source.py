@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuner.data.layout import class_differences
 from tuner.errors import DataError, StudyError
 from tuner.study.orchestrate import (
     ATTR_PARENT_RUN,
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 # Set by ``tune run`` on newer studies: the dataset the study trained on.
 ATTR_DATA_ROOT = "data_root"
 DEFAULT_OUT = Path("tune-out")
-_MAX_LISTED = 8
 
 
 @dataclass
@@ -168,29 +168,15 @@ def resolve_data_root(ctx: StudyContext, override: str | Path | None) -> Path:
     )
 
 
-def listing(names: list[str]) -> str:
-    shown = ", ".join(names[:_MAX_LISTED])
-    more = len(names) - _MAX_LISTED
-    return f"{shown} and {more} more" if more > 0 else shown
-
-
 def check_same_classes(expected: list[str], found: list[str], where: Path) -> None:
     """A DataError naming the missing and extra classes when ``found`` differs from the
     model's ``expected`` classes (order does not matter)."""
-    have = set(found)
-    missing = [c for c in expected if c not in have]
-    extra = sorted(have - set(expected))
-    if not missing and not extra:
-        return
-    parts = []
-    if missing:
-        parts.append(f"missing {len(missing)}: {listing(missing)}")
-    if extra:
-        parts.append(f"extra {len(extra)}: {listing(extra)}")
-    raise DataError(
-        f"the classes in {where} do not match the model's {len(expected)} classes "
-        f"({'; '.join(parts)}): evaluate on a dataset with the same class folders"
-    )
+    differences = class_differences(expected, found)
+    if differences:
+        raise DataError(
+            f"the classes in {where} do not match the model's {len(expected)} classes "
+            f"({differences}): evaluate on a dataset with the same class folders"
+        )
 
 
 def mlflow_log_folder(

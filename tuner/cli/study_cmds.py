@@ -47,6 +47,11 @@ def heartbeat_options(f: Any) -> Any:
 @click.command()
 @click.argument("space")
 @click.option("--data", "data_path", help="Dataset root (Train/ and Test/); default: the space's.")
+@click.option(
+    "--val-data",
+    help="Validate on this dataset (DIR/Train/<class> or DIR/<class>: say, writers you care "
+    "about) instead of a split of Train; its classes must match.",
+)
 @click.option("--study-name", help="Default: the space's name.")
 @click.option("--storage", help=STORAGE_HELP)
 @click.option("--tracking-uri", help=TRACKING_HELP)
@@ -80,6 +85,7 @@ def heartbeat_options(f: Any) -> Any:
 def run(
     space: str,
     data_path: str | None,
+    val_data: str | None,
     study_name: str | None,
     storage: str | None,
     tracking_uri: str | None,
@@ -123,6 +129,7 @@ def run(
         n_trials=n_trials,
         timeout=timeout,
         data=str(Path(data_path).expanduser().resolve()) if data_path else None,
+        val_data=str(Path(val_data).expanduser().resolve()) if val_data else None,
         heartbeat_interval=heartbeat,
         grace_period=max(grace, 2 * heartbeat),
         storage_patience_s=db_patience,
@@ -205,10 +212,11 @@ def _run_here(
     data = load_for_space(
         settings.space,
         data_path,
+        val_data=settings.val_data,
         seed=settings.seed or 0,
         notify=lambda m: console.print(f"[dim]{m}[/dim]"),
     )
-    _print_start(console, settings, done_before, data)
+    _print_start(console, settings, done_before, data.base)
     space = settings.space
     view = LiveView(
         settings.name,
@@ -254,11 +262,14 @@ def _run_parallel(
     study, _, parent_run_id = prepare_study(settings, tracker)
     # Build the data cache (and the default dataset) once, before the workers read it.
     data = load_for_space(
-        settings.space, data_path, notify=lambda m: console.print(f"[dim]{m}[/dim]")
+        settings.space,
+        data_path,
+        val_data=settings.val_data,
+        notify=lambda m: console.print(f"[dim]{m}[/dim]"),
     )
-    _print_start(console, settings, done_before, data, n_workers)
+    _print_start(console, settings, done_before, data.base, n_workers)
     log_dir = Path("tune-out") / settings.name / "workers"
-    workers = launch_workers(settings, n_workers, log_dir, data=str(data.root))
+    workers = launch_workers(settings, n_workers, log_dir, data=str(data.base.root))
     space = settings.space
     view = LiveView(
         settings.name,

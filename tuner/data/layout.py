@@ -114,6 +114,19 @@ def _unreadable_folder(path: Path, exc: OSError) -> DataError:
     )
 
 
+def class_differences(expected: list[str], found: list[str]) -> str | None:
+    """``missing N: ...; extra N: ...`` when ``found`` is not the same set as ``expected``."""
+    have = set(found)
+    missing = [c for c in expected if c not in have]
+    extra = sorted(have - set(expected))
+    parts = []
+    if missing:
+        parts.append(f"missing {len(missing)}: {_listing(missing)}")
+    if extra:
+        parts.append(f"extra {len(extra)}: {_listing(extra)}")
+    return "; ".join(parts) or None
+
+
 def list_class_folders(split_dir: Path) -> list[str]:
     """Names of the class folders in a split folder (hidden folders ignored), unsorted."""
     try:

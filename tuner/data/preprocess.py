@@ -6,7 +6,8 @@ invert and rescale in their first layer, so cached arrays stay what users recogn
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,9 +20,23 @@ class Preprocessing:
 
     height: int = 80
     width: int = 60
+    # False: stretch to height x width, as the course did. True: scale to fit, keep the
+    # aspect ratio, centre on paper (writers differ in how wide they write).
+    keep_aspect: bool = False
+    # Stretch each image's ink-to-paper range to full contrast (pens and scans differ).
+    normalize_ink: bool = False
 
     def key(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], base: Preprocessing) -> Preprocessing:
+        """The preprocessing a trial's sampled ``preprocess_*`` values ask for."""
+        return replace(
+            base,
+            keep_aspect=bool(params.get("preprocess_keep_aspect", base.keep_aspect)),
+            normalize_ink=bool(params.get("preprocess_normalize_ink", base.normalize_ink)),
+        )
 
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
@@ -45,10 +60,39 @@ def to_grayscale(img: Image.Image) -> Image.Image:
 
 
 def prepare(img: Image.Image | np.ndarray, pp: Preprocessing) -> np.ndarray:
-    """One image as a (height, width) uint8 array, stretched to size as the course did."""
+    """One image as a (height, width) uint8 array: stretched to size as the course did, or
+    fitted with its aspect ratio kept; optionally with its ink contrast normalised."""
     if isinstance(img, np.ndarray):
         img = Image.fromarray(img)
     gray = to_grayscale(img)
+    if pp.normalize_ink:
+        gray = Image.fromarray(normalize_ink(np.asarray(gray, dtype=np.uint8)))
+    if pp.keep_aspect:
+        return _fit_on_paper(gray, pp.width, pp.height)
     if gray.size != (pp.width, pp.height):
         gray = gray.resize((pp.width, pp.height), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return np.asarray(gray, dtype=np.uint8)
+
+
+def normalize_ink(arr: np.ndarray) -> np.ndarray:
+    """Darkest ink to 0, paper to 255: light pencil and heavy marker end up alike."""
+    if arr.size == 0:
+        return arr
+    lo = float(np.percentile(arr, 1))
+    hi = float(np.percentile(arr, 99))
+    if hi - lo < 8:  # a blank or flat image: nothing to stretch
+        return arr
+    out = (arr.astype(np.float32) - lo) * (255.0 / (hi - lo))
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _fit_on_paper(gray: Image.Image, width: int, height: int) -> np.ndarray:
+    w, h = gray.size
+    scale = min(width / max(w, 1), height / max(h, 1))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resized = gray.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    # Paper is the image's own light background (its 95th percentile), not pure white.
+    paper = int(np.percentile(np.asarray(gray), 95)) if w and h else 255
+    canvas = Image.new("L", (width, height), paper)
+    canvas.paste(resized, ((width - size[0]) // 2, (height - size[1]) // 2))
+    return np.asarray(canvas, dtype=np.uint8)

@@ -59,7 +59,7 @@ def _input_layers(params: Mapping[str, Any], input_shape: tuple[int, int, int]) 
     """Input, ink-is-one rescaling and (training-only) augmentation."""
     import keras
 
-    from tuner.models.layers import InkThickness
+    from tuner.models.layers import InkDarkness, InkThickness
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Rescaling(-1.0 / 255.0, offset=1.0, name="ink")(inputs)
@@ -68,8 +68,27 @@ def _input_layers(params: Mapping[str, Any], input_shape: tuple[int, int, int]) 
     zoom = float(params.get("aug_zoom", 0.0))
     ink = float(params.get("aug_ink", 0.0))
     seed = int(params.get("aug_seed", 0))
+    elastic = float(params.get("aug_elastic", 0.0))
+    contrast = float(params.get("aug_contrast", 0.0))
+    darkness = float(params.get("aug_darkness", 0.0))
     if ink > 0:
         x = InkThickness(ink, seed=seed, name="aug_ink")(x)
+    if darkness > 0:
+        x = InkDarkness(darkness, seed=seed, name="aug_darkness")(x)
+    if contrast > 0:
+        x = keras.layers.RandomContrast(
+            contrast, value_range=(0.0, 1.0), seed=seed, name="aug_contrast"
+        )(x)
+    if elastic > 0:
+        x = keras.layers.RandomElasticTransform(
+            factor=1.0,
+            scale=elastic,
+            fill_mode="constant",
+            fill_value=0.0,
+            value_range=(0.0, 1.0),
+            seed=seed,
+            name="aug_elastic",
+        )(x)
     if shift > 0:
         x = keras.layers.RandomTranslation(
             shift, shift, fill_mode="constant", fill_value=0.0, seed=seed, name="aug_shift"

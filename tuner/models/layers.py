@@ -41,3 +41,30 @@ class InkThickness(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "strength": self.strength, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="tuner")
+class InkDarkness(keras.layers.Layer):
+    """Random ink darkness: each image's ink (1 = black) is scaled by a factor drawn from
+    ``[1 - strength, 1]``, as light pencils and worn pens give; paper (0) stays paper."""
+
+    def __init__(self, strength: float, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.strength = float(strength)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if not training or self.strength <= 0:
+            return inputs
+        batch = ops.shape(inputs)[0]
+        factor = keras.random.uniform(
+            (batch, 1, 1, 1), minval=1.0 - self.strength, maxval=1.0, seed=self.seed_generator
+        )
+        return inputs * factor
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "strength": self.strength, "seed": self.seed}

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tuner.data.layout import Dataset
     from tuner.space.spec import SearchSpace
+    from tuner.study.trial_data import TrialData
 
 
 def dataset_root(
@@ -29,9 +29,32 @@ def load_for_space(
     space: SearchSpace,
     override: str | Path | None = None,
     *,
+    val_data: str | Path | None = None,
     seed: int = 0,
     notify: Callable[[str], None] | None = None,
-) -> Dataset:
-    from tuner.data.layout import load_dataset
+) -> TrialData:
+    """The study's data, ready to be varied per trial (searched preprocessing, mixing)."""
+    from tuner.data.preprocess import Preprocessing
+    from tuner.study.trial_data import TrialData, load_study_data
 
-    return load_dataset(dataset_root(space, override, notify), seed=seed)
+    root = dataset_root(space, override, notify)
+    val_root = Path(val_data).expanduser() if val_data else None
+    base = load_study_data(root, Preprocessing(), val_data=val_root, seed=seed)
+    return TrialData(
+        base, root=root, val_data=val_root, seed=seed, max_synth_ratio=_max_ratio(space)
+    )
+
+
+def _max_ratio(space: SearchSpace) -> float:
+    """The largest synthetic mix ratio the space can ask for (sizes the synthetic pool)."""
+    from tuner.space.spec import CategoricalParam, FloatParam, IntParam
+
+    ratios = [float(space.fixed.get("synth_ratio", 0) or 0)]
+    for p in space.params:
+        if p.name != "synth_ratio":
+            continue
+        if isinstance(p, CategoricalParam):
+            ratios += [float(c) for c in p.choices]
+        elif isinstance(p, IntParam | FloatParam):
+            ratios.append(float(p.high))
+    return max(ratios)

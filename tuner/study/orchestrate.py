@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from tuner.data.layout import Dataset
     from tuner.space.spec import SearchSpace
+    from tuner.study.trial_data import TrialData
     from tuner.study.trial_runner import TrialObserver
     from tuner.tracking.mlflow_tracker import Tracker
 
@@ -32,6 +33,7 @@ ATTR_EXPERIMENT = "mlflow_experiment_id"
 ATTR_TRACKING_URI = "mlflow_tracking_uri"
 ATTR_N_TRIALS = "n_trials"
 ATTR_DATA = "data_root"
+ATTR_VAL_DATA = "val_data_root"
 ATTR_SAMPLER = "sampler"
 ATTR_PRUNER = "pruner"
 
@@ -48,6 +50,7 @@ class StudySettings:
     n_trials: int | None = None  # the total the study should have; None: the space's budget
     timeout: float | None = None  # seconds for this invocation; None: the space's budget
     data: str | None = None  # the dataset the study trains on, recorded for joining workers
+    val_data: str | None = None  # a separate validation set instead of a split of Train
     heartbeat_interval: int = HEARTBEAT_INTERVAL
     grace_period: int = HEARTBEAT_GRACE
     storage_patience_s: float = 60.0  # how long a worker waits for a database that went away
@@ -197,6 +200,7 @@ def open_study(settings: StudySettings) -> optuna.Study:
         study.set_user_attr(ATTR_SAMPLER, settings.sampler)
         study.set_user_attr(ATTR_PRUNER, settings.pruner)
         study.set_user_attr(ATTR_DATA, settings.data or space.dataset)
+        study.set_user_attr(ATTR_VAL_DATA, settings.val_data)
         for params in space.enqueue:
             study.enqueue_trial(dict(params), skip_if_exists=True)
     return study
@@ -208,6 +212,7 @@ def settings_from_study(
     tracking_uri: str,
     *,
     data: str | None = None,
+    val_data: str | None = None,
     seed: int | None = None,
     timeout: float | None = None,
     heartbeat_interval: int = HEARTBEAT_INTERVAL,
@@ -236,6 +241,7 @@ def settings_from_study(
         n_trials=attrs.get(ATTR_N_TRIALS),
         timeout=timeout,
         data=data or attrs.get(ATTR_DATA),
+        val_data=val_data or attrs.get(ATTR_VAL_DATA),
         heartbeat_interval=heartbeat_interval,
         grace_period=grace_period,
     )
@@ -412,7 +418,7 @@ def _work(
 
 def run_study(
     settings: StudySettings,
-    data: Dataset,
+    data: Dataset | TrialData,
     *,
     observers: Sequence[TrialObserver] = (),
     tracker: Tracker | None = None,
@@ -426,8 +432,12 @@ def run_study(
     """
     import optuna
 
+    from tuner.study.trial_data import TrialData
     from tuner.study.trial_runner import TrialContext, TrialRunner
     from tuner.tracking.mlflow_tracker import Tracker
+
+    trial_data = data if isinstance(data, TrialData) else None
+    base = data.base if isinstance(data, TrialData) else data
 
     started = time.perf_counter()
     tracker = tracker or Tracker(settings.tracking_uri)
@@ -439,7 +449,8 @@ def run_study(
         runner = TrialRunner(
             TrialContext(
                 space=settings.space,
-                data=data,
+                data=base,
+                trial_data=trial_data,
                 tracker=tracker,
                 experiment_id=experiment_id,
                 parent_run_id=parent_run_id,

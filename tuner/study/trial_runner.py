@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from tuner.data.layout import Dataset
     from tuner.space.spec import SearchSpace
+    from tuner.study.trial_data import TrialData
     from tuner.tracking.mlflow_tracker import Tracker
 
 EPOCH_METRICS = (
@@ -64,6 +65,7 @@ class TrialContext:
     tracker: Tracker
     experiment_id: str
     parent_run_id: str
+    trial_data: TrialData | None = None  # per-trial data (searched preprocessing, mixing)
     budget_total: int | None = None
     seed: int | None = None
     observers: Sequence[TrialObserver] = field(default_factory=tuple)
@@ -125,7 +127,8 @@ class TrialRunner:
         for observer in ctx.observers:
             observer.trial_started(trial.number, params)
         try:
-            model, value, epochs, pruned_at = self._fit(trial, params, run_id)
+            data = ctx.trial_data.dataset(params) if ctx.trial_data else ctx.data
+            model, value, epochs, pruned_at = self._fit(trial, params, run_id, data)
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:
@@ -142,21 +145,23 @@ class TrialRunner:
             self._close(run_id, "FINISHED", "PRUNED", started, {"tuner.pruned_at_epoch": pruned_at})
             raise optuna.TrialPruned(f"pruned at epoch {pruned_at}")
         ctx.tracker.log_metrics(run_id, {f"best_{ctx.space.objective.metric}": value})
-        self._log_model(model, trial.number, params, run_id)
+        self._log_model(model, trial.number, params, run_id, data)
         if not ctx.space.multi_objective:
             self._close(run_id, "FINISHED", "COMPLETE", started, {})
             return value
-        extras = {o.metric: self._secondary(o.metric, model) for o in ctx.space.extra_objectives}
+        extras = {
+            o.metric: self._secondary(o.metric, model, data) for o in ctx.space.extra_objectives
+        }
         ctx.tracker.log_metrics(run_id, extras)
         self._close(run_id, "FINISHED", "COMPLETE", started, {})
         return (value, *extras.values())
 
-    def _secondary(self, metric: str, model: Any) -> float:
+    def _secondary(self, metric: str, model: Any, data: Dataset) -> float:
         """A further objective, measured once on the trained model."""
         if metric == "n_params":
             return float(model.count_params())
         if metric == "inference_ms":
-            batch = self.ctx.data.val.images[:256, ..., None]
+            batch = data.val.images[:256, ..., None]
             model.predict(batch, verbose=0)  # warm-up: the first call builds the graph
             timings = []
             for _ in range(3):
@@ -182,7 +187,7 @@ class TrialRunner:
             raise BudgetSpent(f"budget of {self.ctx.budget_total} trials already taken")
 
     def _fit(
-        self, trial: optuna.Trial, params: dict[str, Any], run_id: str
+        self, trial: optuna.Trial, params: dict[str, Any], run_id: str, data: Dataset
     ) -> tuple[Any, float, int, int | None]:
         import keras
 
@@ -193,7 +198,6 @@ class TrialRunner:
         keras.backend.clear_session(free_memory=True)
         if ctx.seed is not None:
             keras.utils.set_random_seed(ctx.seed + trial.number)
-        data = ctx.data
         h, w = data.train.images.shape[1:3]
         model = build_model(ctx.space.model, params, (h, w, 1), len(data.classes))
         summary: list[str] = []
@@ -229,7 +233,12 @@ class TrialRunner:
         return model, float(best), reporter.epochs_run, reporter.pruned_at
 
     def _log_model(
-        self, model: Any, trial_number: int, params: dict[str, Any], run_id: str
+        self,
+        model: Any,
+        trial_number: int,
+        params: dict[str, Any],
+        run_id: str,
+        data: Dataset,
     ) -> None:
         """The trained weights (best epoch restored) with class names and preprocessing."""
         import tempfile
@@ -239,8 +248,8 @@ class TrialRunner:
 
         ctx = self.ctx
         meta = ModelMeta(
-            classes=list(ctx.data.classes),
-            preprocessing=ctx.data.preprocessing.key(),
+            classes=list(data.classes),
+            preprocessing=data.preprocessing.key(),
             family=ctx.space.model,
             params=params,
             space=ctx.space.name,
