@@ -1,0 +1,129 @@
+"""Reading new writers: synthetic mixing, augmentation, preprocessing, a separate dev set."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.tiny import CLASSES, tiny_dataset, write_tiny_layout
+from tuner.data.layout import DataWarning
+from tuner.data.mixing import mix_into, synthetic_pool
+from tuner.data.preprocess import Preprocessing, prepare
+from tuner.errors import DataError
+from tuner.study.trial_data import TrialData, load_study_data
+
+PP = Preprocessing(16, 12)
+
+
+def test_mixing_adds_the_requested_synthetic_images_per_class_with_their_labels(
+    tmp_path: Path,
+) -> None:
+    data = tiny_dataset(n_per_class=10)
+    pool = synthetic_pool(data.classes, 20, preprocessing=PP, seed=1, cache_dir=tmp_path)
+    assert pool.images.shape[1:] == (16, 12)
+    mixed = mix_into(data.train, pool, 1.5, data.classes)
+    real = np.bincount(data.train.labels, minlength=4)
+    total = np.bincount(mixed.labels, minlength=4)
+    assert (total - real).tolist() == [15, 15, 15, 15], "1.5 synthetic images per real image"
+    added = slice(len(data.train.labels), None)
+    for c in range(4):  # each synthetic image keeps its class's label: it is that character
+        synthetic_of_c = mixed.images[added][mixed.labels[added] == c]
+        pool_of_c = pool.images[pool.labels == c][:15]
+        assert np.array_equal(synthetic_of_c, pool_of_c)
+    assert all(str(w).startswith("synth-") for w in mixed.writers[added])
+    assert np.array_equal(mixed.images[: len(data.train.labels)], data.train.images)
+    assert mix_into(data.train, pool, 0.0, data.classes) is data.train
+
+
+def test_the_synthetic_pool_is_generated_once_then_read_from_the_cache(tmp_path: Path) -> None:
+    from tuner.data import cache
+
+    cache.reset_stats()
+    first = synthetic_pool(CLASSES, 3, preprocessing=PP, seed=2, cache_dir=tmp_path)
+    writes = cache.STATS.writes
+    second = synthetic_pool(CLASSES, 3, preprocessing=PP, seed=2, cache_dir=tmp_path)
+    assert writes == 1 and cache.STATS.writes == 1 and cache.STATS.hits >= 1
+    assert np.array_equal(first.images, second.images)
+
+
+def test_a_class_without_stroke_data_warns_once_and_trains_on_real_images(tmp_path: Path) -> None:
+    classes = ["大", "宬"]  # 宬 is not in the stroke set
+    pool = synthetic_pool(classes, 4, preprocessing=PP, seed=0, cache_dir=tmp_path)
+    assert pool.missing == ["宬"] and set(pool.labels.tolist()) == {0}
+    data = tiny_dataset(n_per_class=6)
+    train = data.train.subset(np.flatnonzero(data.train.labels < 2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mixed = mix_into(train, pool, 0.5, classes)
+    messages = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert len(messages) == 1 and "宬" in messages[0]
+    assert np.bincount(mixed.labels).tolist() == [6 + 3, 6]
+
+
+def test_augmentation_is_deterministic_for_a_seed_and_keeps_shapes_and_labels() -> None:
+    import keras
+
+    from tuner.models.builder import _input_layers
+
+    params = {"aug_shift": 0.1, "aug_rotate": 0.05, "aug_zoom": 0.1, "aug_ink": 0.5,
+              "aug_elastic": 0.3, "aug_contrast": 0.3, "aug_darkness": 0.3, "aug_seed": 7}  # fmt: skip
+    images = tiny_dataset(n_per_class=4).train.images[..., None]
+
+    def augmented(p: dict[str, float]) -> np.ndarray:
+        keras.backend.clear_session()
+        inputs, outputs = _input_layers(p, images.shape[1:])
+        return np.asarray(keras.Model(inputs, outputs)(images, training=True))
+
+    first, second = augmented(params), augmented(params)
+    assert first.shape == images.shape
+    assert np.array_equal(first, second), "same seed, same augmented images"
+    assert not np.array_equal(first, augmented({**params, "aug_seed": 8}))
+    plain = augmented({"aug_seed": 7})
+    assert not np.allclose(first, plain), "augmentation changed the images"
+
+
+def test_keep_aspect_pads_instead_of_stretching_and_ink_normalisation_stretches_contrast() -> None:
+    wide = np.full((10, 40), 255, np.uint8)
+    wide[4:6, 2:38] = 150  # a long, light horizontal stroke
+    stretched = prepare(wide, Preprocessing(20, 20))
+    kept = prepare(wide, Preprocessing(20, 20, keep_aspect=True))
+    rows_with_ink = lambda a: int((a < 220).any(axis=1).sum())  # noqa: E731
+    assert rows_with_ink(kept) < rows_with_ink(stretched), "the stroke stays thin"
+    assert prepare(wide, Preprocessing(20, 20, normalize_ink=True)).min() < 20, "ink made dark"
+    assert kept.shape == stretched.shape == (20, 20)
+
+
+def test_val_data_validates_on_another_dataset(tmp_path: Path) -> None:
+    root = write_tiny_layout(tmp_path / "data")
+    dev = write_tiny_layout(tmp_path / "dev", n_per_class=5, test_per_class=1)
+    data = load_study_data(root, PP, val_data=dev)
+    assert len(data.val.labels) == 5 * len(CLASSES)
+    assert len(data.train.labels) == 30 * len(CLASSES), "all of Train trains"
+
+
+def test_val_data_with_other_class_names_lists_the_differences(tmp_path: Path) -> None:
+    root = write_tiny_layout(tmp_path / "data")
+    dev = tmp_path / "dev"
+    for name in ("大", "天", "木"):
+        (dev / name).mkdir(parents=True)
+        Image.new("L", (12, 16), 255).save(dev / name / "1.png")
+    with pytest.raises(DataError, match=r"missing 2: 人, 夫; extra 1: 木") as err:
+        load_study_data(root, PP, val_data=dev)
+    assert "\n" not in str(err.value)
+
+
+def test_trial_data_rereads_with_the_trials_preprocessing(tmp_path: Path) -> None:
+    root = write_tiny_layout(tmp_path / "data")
+    base = load_study_data(root, PP)
+    trial_data = TrialData(base, root=root)
+    assert trial_data.dataset({}) is base
+    normalized = trial_data.dataset({"preprocess_normalize_ink": True})
+    assert normalized.preprocessing.normalize_ink and normalized is not base
+    assert trial_data.dataset({"preprocess_normalize_ink": True}) is normalized, "built once"
+    mixed = trial_data.dataset({"synth_ratio": 1.0, "synth_variety": 1.0})
+    assert len(mixed.train.labels) == 2 * len(base.train.labels)
+    assert np.array_equal(mixed.val.images, base.val.images), "validation is never mixed"
