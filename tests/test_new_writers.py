@@ -69,8 +69,10 @@ def test_augmentation_is_deterministic_for_a_seed_and_keeps_shapes_and_labels() 
 
     from tuner.models.builder import _input_layers
 
-    params = {"aug_shift": 0.1, "aug_rotate": 0.05, "aug_zoom": 0.1, "aug_ink": 0.5,
-              "aug_elastic": 0.3, "aug_contrast": 0.3, "aug_darkness": 0.3, "aug_seed": 7}  # fmt: skip
+    params = {
+        **{"aug_shift": 0.1, "aug_rotate": 0.05, "aug_zoom": 0.1, "aug_ink": 0.5},
+        **{"aug_elastic": 0.3, "aug_contrast": 0.3, "aug_darkness": 0.3, "aug_seed": 7},
+    }
     images = tiny_dataset(n_per_class=4).train.images[..., None]
 
     def augmented(p: dict[str, float]) -> np.ndarray:
