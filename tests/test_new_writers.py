@@ -129,3 +129,13 @@ def test_trial_data_rereads_with_the_trials_preprocessing(tmp_path: Path) -> Non
     mixed = trial_data.dataset({"synth_ratio": 1.0, "synth_variety": 1.0})
     assert len(mixed.train.labels) == 2 * len(base.train.labels)
     assert np.array_equal(mixed.val.images, base.val.images), "validation is never mixed"
+
+
+def test_writers_by_number_makes_a_validation_split_that_shares_no_writer(tmp_path: Path) -> None:
+    from tuner.data.layout import load_dataset
+
+    root = write_tiny_layout(tmp_path / "data", n_per_class=20)
+    data = load_dataset(root, preprocessing=PP, writers_by_number=True, val_fraction=0.25)
+    assert data.train.writers is not None and data.val.writers is not None
+    assert not set(data.train.writers) & set(data.val.writers)
+    assert {f"n{Path(f).stem}" for f in data.val.files} == set(data.val.writers)

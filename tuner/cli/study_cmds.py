@@ -52,6 +52,12 @@ def heartbeat_options(f: Any) -> Any:
     help="Validate on this dataset (DIR/Train/<class> or DIR/<class>: say, writers you care "
     "about) instead of a split of Train; its classes must match.",
 )
+@click.option(
+    "--writers-by-number",
+    is_flag=True,
+    help="Without writers.csv, take file n.png as writer n, so validation shares no writer "
+    "with training (the course layout numbers files by writer).",
+)
 @click.option("--study-name", help="Default: the space's name.")
 @click.option("--storage", help=STORAGE_HELP)
 @click.option("--tracking-uri", help=TRACKING_HELP)
@@ -86,6 +92,7 @@ def run(
     space: str,
     data_path: str | None,
     val_data: str | None,
+    writers_by_number: bool,
     study_name: str | None,
     storage: str | None,
     tracking_uri: str | None,
@@ -130,6 +137,7 @@ def run(
         timeout=timeout,
         data=str(Path(data_path).expanduser().resolve()) if data_path else None,
         val_data=str(Path(val_data).expanduser().resolve()) if val_data else None,
+        writers_by_number=writers_by_number,
         heartbeat_interval=heartbeat,
         grace_period=max(grace, 2 * heartbeat),
         storage_patience_s=db_patience,
@@ -213,6 +221,7 @@ def _run_here(
         settings.space,
         data_path,
         val_data=settings.val_data,
+        writers_by_number=settings.writers_by_number,
         seed=settings.seed or 0,
         notify=lambda m: console.print(f"[dim]{m}[/dim]"),
     )
@@ -265,6 +274,7 @@ def _run_parallel(
         settings.space,
         data_path,
         val_data=settings.val_data,
+        writers_by_number=settings.writers_by_number,
         notify=lambda m: console.print(f"[dim]{m}[/dim]"),
     )
     _print_start(console, settings, done_before, data.base, n_workers)

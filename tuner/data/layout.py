@@ -581,6 +581,17 @@ def split_validation(split: Split, val_fraction: float, seed: int = 0) -> tuple[
     return train, split.subset(np.flatnonzero(in_val))
 
 
+def writers_from_numbers(split: Split) -> Split:
+    """Writer ids from file numbers where no writers.csv gives them: in the course layout (and
+    the CASIA exports it comes from) ``n.png`` is the n-th writer in every class folder."""
+    if split.writers is not None and (split.writers != "").all():
+        return split
+    numbers = np.asarray([f"n{Path(f).stem}" for f in split.files], dtype=object)
+    if split.writers is not None:
+        numbers = np.where(split.writers != "", split.writers, numbers)
+    return Split(split.images, split.labels, numbers, split.files)
+
+
 def load_dataset(
     root: str | Path,
     *,
@@ -590,8 +601,12 @@ def load_dataset(
     cache_dir: Path | None = None,
     workers: int | None = None,
     use_cache: bool = True,
+    writers_by_number: bool = False,
 ) -> Dataset:
-    """A dataset in the course layout: Train (less a seeded validation split), Test if present."""
+    """A dataset in the course layout: Train (less a seeded validation split), Test if present.
+
+    ``writers_by_number``: where writers.csv does not say who wrote an image, take its file
+    number as the writer, so the validation split shares no writer with training."""
     root = Path(root).expanduser()
     if not 0.0 <= val_fraction < 1.0:
         raise DataError(f"val_fraction must be at least 0 and below 1, not {val_fraction}")
@@ -613,6 +628,9 @@ def load_dataset(
         for directory in splits
     ]
     train_all, test = loaded[0], (loaded[1] if has_test else None)
+    if writers_by_number:
+        train_all = writers_from_numbers(train_all)
+        test = writers_from_numbers(test) if test is not None else None
     train, val = split_validation(train_all, val_fraction, seed)
     return Dataset(
         root=root, classes=classes, train=train, val=val, test=test, preprocessing=preprocessing

@@ -31,6 +31,7 @@ def load_for_space(
     *,
     val_data: str | Path | None = None,
     seed: int = 0,
+    writers_by_number: bool = False,
     notify: Callable[[str], None] | None = None,
 ) -> TrialData:
     """The study's data, ready to be varied per trial (searched preprocessing, mixing)."""
@@ -39,9 +40,16 @@ def load_for_space(
 
     root = dataset_root(space, override, notify)
     val_root = Path(val_data).expanduser() if val_data else None
-    base = load_study_data(root, Preprocessing(), val_data=val_root, seed=seed)
+    base = load_study_data(
+        root, Preprocessing(), val_data=val_root, seed=seed, writers_by_number=writers_by_number
+    )
     return TrialData(
-        base, root=root, val_data=val_root, seed=seed, max_synth_ratio=_max_ratio(space)
+        base,
+        root=root,
+        val_data=val_root,
+        seed=seed,
+        max_synth_ratio=_max_ratio(space),
+        writers_by_number=writers_by_number,
     )
 
 

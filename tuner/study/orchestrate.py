@@ -34,6 +34,7 @@ ATTR_TRACKING_URI = "mlflow_tracking_uri"
 ATTR_N_TRIALS = "n_trials"
 ATTR_DATA = "data_root"
 ATTR_VAL_DATA = "val_data_root"
+ATTR_WRITERS_BY_NUMBER = "writers_by_number"
 ATTR_SAMPLER = "sampler"
 ATTR_PRUNER = "pruner"
 
@@ -51,6 +52,7 @@ class StudySettings:
     timeout: float | None = None  # seconds for this invocation; None: the space's budget
     data: str | None = None  # the dataset the study trains on, recorded for joining workers
     val_data: str | None = None  # a separate validation set instead of a split of Train
+    writers_by_number: bool = False  # file n.png is writer n (writer-disjoint validation)
     heartbeat_interval: int = HEARTBEAT_INTERVAL
     grace_period: int = HEARTBEAT_GRACE
     storage_patience_s: float = 60.0  # how long a worker waits for a database that went away
@@ -201,6 +203,7 @@ def open_study(settings: StudySettings) -> optuna.Study:
         study.set_user_attr(ATTR_PRUNER, settings.pruner)
         study.set_user_attr(ATTR_DATA, settings.data or space.dataset)
         study.set_user_attr(ATTR_VAL_DATA, settings.val_data)
+        study.set_user_attr(ATTR_WRITERS_BY_NUMBER, settings.writers_by_number)
         for params in space.enqueue:
             study.enqueue_trial(dict(params), skip_if_exists=True)
     return study
@@ -242,6 +245,7 @@ def settings_from_study(
         timeout=timeout,
         data=data or attrs.get(ATTR_DATA),
         val_data=val_data or attrs.get(ATTR_VAL_DATA),
+        writers_by_number=bool(attrs.get(ATTR_WRITERS_BY_NUMBER, False)),
         heartbeat_interval=heartbeat_interval,
         grace_period=grace_period,
     )

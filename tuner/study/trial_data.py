@@ -63,7 +63,9 @@ class TrialData:
         val_data: Path | None = None,
         seed: int = 0,
         max_synth_ratio: float = 2.0,
+        writers_by_number: bool = False,
     ) -> None:
+        self.writers_by_number = writers_by_number
         self.base = base
         self.root = root  # None: the base is all there is (in-memory data, tests)
         self.val_data = val_data
@@ -98,19 +100,30 @@ class TrialData:
         if pp not in self._variants:
             if self.root is None:
                 return self.base
-            self._variants[pp] = load_study_data(self.root, pp, val_data=self.val_data,
-                                                 seed=self.seed)  # fmt: skip
+            self._variants[pp] = load_study_data(
+                self.root,
+                pp,
+                val_data=self.val_data,
+                seed=self.seed,
+                writers_by_number=self.writers_by_number,
+            )
         return self._variants[pp]
 
 
 def load_study_data(
-    root: Path, pp: Preprocessing, *, val_data: Path | None = None, seed: int = 0
+    root: Path,
+    pp: Preprocessing,
+    *,
+    val_data: Path | None = None,
+    seed: int = 0,
+    writers_by_number: bool = False,
 ) -> Dataset:
-    """The study's dataset: Train less a validation split, or all of Train when a separate
-    validation set (``val_data``) is given."""
+    """The study's dataset: Train less a (writer-aware) validation split, or all of Train when
+    a separate validation set (``val_data``) is given."""
     from tuner.data.layout import load_dataset
 
+    kw: dict[str, Any] = {"preprocessing": pp, "seed": seed, "writers_by_number": writers_by_number}
     if val_data is None:
-        return load_dataset(root, preprocessing=pp, seed=seed)
-    data = load_dataset(root, preprocessing=pp, seed=seed, val_fraction=0.0)
+        return load_dataset(root, **kw)
+    data = load_dataset(root, val_fraction=0.0, **kw)
     return dataclasses.replace(data, val=load_validation(val_data, data.classes, pp))
