@@ -66,7 +66,7 @@ def test_shipped_spaces_load_by_name() -> None:
     assert cnn.training.patience == 3
     assert cnn.training.batch_size == 64
     assert cnn.budget.n_trials == 20
-    assert cnn.budget.timeout is None
+    assert cnn.budget.timeout == 900.0  # 15m: the default study fits a sitting
     assert cnn.objective.metric == "val_accuracy"
     assert cnn.objective.direction == "maximize"
 

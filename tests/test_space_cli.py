@@ -61,7 +61,7 @@ def test_show_cnn() -> None:
         "search_spaces/casia_cnn.yaml",
         "maximize val_accuracy",
         "max_epochs 12, patience 3, batch_size 64",
-        "20 trials, no timeout",
+        "20 trials, 15m timeout",
         "Parameters (30)",
         "n_blocks >= 3",
         "n_blocks >= 2 and pooling != none",

@@ -20,6 +20,8 @@ from tuner.cli.synth_cmd import synth
 
 # TensorFlow's C++ start-up chatter hides the live view; users can set it back.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# MLflow sets its own loggers to INFO when imported ("Creating initial MLflow database tables").
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def _quiet_libraries() -> None:

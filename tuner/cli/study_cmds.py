@@ -197,10 +197,14 @@ def worker(
 
 
 def _quiet_optuna() -> None:
-    """Optuna resets its logger to INFO when first imported; our own lines say it better."""
+    """Optuna resets its logger to INFO when first imported, and TensorFlow prints start-up
+    lines; our own lines say it better."""
     import optuna
 
+    from tuner.models.quiet import import_tensorflow_quietly
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    import_tensorflow_quietly()
 
 
 def _run_here(

@@ -34,6 +34,9 @@ def configure_threads(threads: int | None) -> None:
         return
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    from tuner.models.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     import tensorflow as tf
 
     try:
