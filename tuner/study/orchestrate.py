@@ -7,7 +7,9 @@ trial, and a trial whose worker died is found by Optuna's heartbeat, failed and 
 
 from __future__ import annotations
 
+import gc
 import json
+import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -389,23 +391,28 @@ def _work(
     deadline = time.monotonic() + timeout if timeout else None
     transient = _transient_storage_errors()
     outage_since: float | None = None
+    closed_at = -math.inf
     while True:
         try:
-            with warnings.catch_warnings():  # "experimental" since Optuna 2.9
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)
-            closer(study)
+            if time.monotonic() - closed_at >= min(settings.grace_period, 30):
+                closer(study)  # an MLflow query: not before every trial
+                closed_at = time.monotonic()
             trials = study.get_trials(deepcopy=False)
             done = sum(counts_toward_budget(t) for t in trials)
             running = sum(t.state == TrialState.RUNNING for t in trials)
             if done >= settings.total_trials or (deadline and time.monotonic() >= deadline):
                 return
             if done + running >= settings.total_trials:
+                # The rest are running elsewhere; fail any whose worker died, then look again.
+                # (Before each trial Optuna's own heartbeat check does this.)
+                with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
+                closed_at = -math.inf
                 time.sleep(min(settings.heartbeat_interval, 5))
                 continue
-            study.optimize(
-                runner, n_trials=1, callbacks=callbacks, catch=(Exception,), gc_after_trial=True
-            )
+            # No gc_after_trial: the next trial's clear_session collects anyway.
+            study.optimize(runner, n_trials=1, callbacks=callbacks, catch=(Exception,))
             outage_since = None
         except transient as exc:
             now = time.monotonic()
@@ -464,6 +471,10 @@ def run_study(
             )
         )
         optuna.logging.set_verbosity(optuna.logging.ERROR)
+        # Everything alive now (TensorFlow, Keras, the data) lives for the whole study: take
+        # it out of the collector's sight so each trial's collection stays short.
+        gc.collect()
+        gc.freeze()
         callbacks = [_ParentRunUpdater(tracker, parent_run_id), _ObserverForwarder(observers)]
         try:
             _work(study, settings, runner, callbacks, _OrphanRunCloser(tracker, experiment_id))

@@ -42,6 +42,24 @@ EPOCH_METRICS = (
 )
 
 
+def _forget_custom_gradients() -> None:
+    """Drop the gradient functions TensorFlow registered while tracing earlier trials.
+
+    Keras' optimizer traces through ``tf.custom_gradient``, which adds an entry to TF's global
+    gradient registry on every trace and never removes it; each entry holds a whole traced
+    training graph, so without this a long study grows by megabytes per trial (keras#17458,
+    tensorflow#61791). Private API, hence the guard: at worst memory grows as before.
+    """
+    try:
+        from tensorflow.python.framework import ops
+
+        registry = ops.gradient_registry._registry
+        for name in [k for k in registry if str(k).startswith("CustomGradient-")]:
+            del registry[name]
+    except Exception:
+        pass
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -144,17 +162,13 @@ class TrialRunner:
         if pruned_at is not None:
             self._close(run_id, "FINISHED", "PRUNED", started, {"tuner.pruned_at_epoch": pruned_at})
             raise optuna.TrialPruned(f"pruned at epoch {pruned_at}")
-        ctx.tracker.log_metrics(run_id, {f"best_{ctx.space.objective.metric}": value})
         self._log_model(model, trial.number, params, run_id, data)
-        if not ctx.space.multi_objective:
-            self._close(run_id, "FINISHED", "COMPLETE", started, {})
-            return value
         extras = {
             o.metric: self._secondary(o.metric, model, data) for o in ctx.space.extra_objectives
         }
-        ctx.tracker.log_metrics(run_id, extras)
-        self._close(run_id, "FINISHED", "COMPLETE", started, {})
-        return (value, *extras.values())
+        best = {f"best_{ctx.space.objective.metric}": value, **extras}
+        self._close(run_id, "FINISHED", "COMPLETE", started, {}, best)
+        return (value, *extras.values()) if extras else value
 
     def _secondary(self, metric: str, model: Any, data: Dataset) -> float:
         """A further objective, measured once on the trained model."""
@@ -196,6 +210,7 @@ class TrialRunner:
         ctx = self.ctx
         # Free the previous trial's graph and layers: memory stays flat over long studies.
         keras.backend.clear_session(free_memory=True)
+        _forget_custom_gradients()
         if ctx.seed is not None:
             keras.utils.set_random_seed(ctx.seed + trial.number)
         h, w = data.train.images.shape[1:3]
@@ -260,12 +275,21 @@ class TrialRunner:
             ctx.tracker.log_artifacts(run_id, folder, ARTIFACT_DIR)
 
     def _close(
-        self, run_id: str, status: str, state: str, started: float, tags: dict[str, Any]
+        self,
+        run_id: str,
+        status: str,
+        state: str,
+        started: float,
+        tags: dict[str, Any],
+        metrics: dict[str, float] | None = None,
     ) -> None:
         duration = time.perf_counter() - started
         try:
-            self.ctx.tracker.log_metrics(run_id, {"duration_s": duration})
-            self.ctx.tracker.set_tags(run_id, {"tuner.state": state, **tags})
+            self.ctx.tracker.log_batch(
+                run_id,
+                metrics={"duration_s": duration, **(metrics or {})},
+                tags={"tuner.state": state, **tags},
+            )
             self.ctx.tracker.end_run(run_id, status)
         except Exception:  # tracking must not turn a finished trial into a failed one
             pass
