@@ -22,6 +22,8 @@ from tuner.cli.synth_cmd import synth
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # MLflow sets its own loggers to INFO when imported ("Creating initial MLflow database tables").
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# Over HTTP MLflow prints a "View run" link per run to stdout, which would break the live view.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def _quiet_libraries() -> None:

@@ -409,7 +409,7 @@ def _work(
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     optuna.storages.fail_stale_trials(study)
                 closed_at = -math.inf
-                time.sleep(min(settings.heartbeat_interval, 5))
+                time.sleep(1.0)
                 continue
             # No gc_after_trial: the next trial's clear_session collects anyway.
             study.optimize(runner, n_trials=1, callbacks=callbacks, catch=(Exception,))

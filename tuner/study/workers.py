@@ -23,9 +23,17 @@ if TYPE_CHECKING:
     from tuner.study.orchestrate import StudySettings
 
 
+def usable_cores() -> int:
+    """Cores this process may use (respects taskset and container CPU sets)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def threads_per_worker(n_workers: int, cores: int | None = None) -> int:
     """Split the machine's cores evenly: two workers on two cores get one thread each."""
-    return max(1, (cores or os.cpu_count() or 1) // max(n_workers, 1))
+    return max(1, (cores or usable_cores()) // max(n_workers, 1))
 
 
 def configure_threads(threads: int | None) -> None:
@@ -56,6 +64,9 @@ def gpu_count() -> int:
     except (OSError, subprocess.SubprocessError):
         return 0
     return sum(line.startswith("GPU ") for line in out.splitlines())
+
+
+FAST_EXIT_ENV = "TUNER_WORKER_FAST_EXIT"
 
 
 @dataclass
@@ -96,7 +107,8 @@ def launch_workers(
     gpus = gpu_count()
     workers = []
     for i in range(n_workers):
-        env = dict(os.environ)
+        # Launched workers exit at once when done (see `tune worker`): every write is committed.
+        env = {**os.environ, FAST_EXIT_ENV: "1"}
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(i % gpus)  # one GPU each
         else:

@@ -8,17 +8,21 @@ characters or writers in a run, nor with the number of worker processes.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
+import multiprocessing
 import os
 import shutil
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
-from multiprocessing import get_context
+from dataclasses import dataclass, replace
+from multiprocessing.context import BaseContext
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +61,9 @@ class SynthSummary:
 
 def writer_style(seed: int, writer_id: int, variety: float = 1.0) -> WriterStyle:
     """The style of writer ``writer_id`` in the run with this seed."""
-    return sample_writer(np.random.default_rng(np.random.SeedSequence([seed, writer_id, 0])), variety)
+    return sample_writer(
+        np.random.default_rng(np.random.SeedSequence([seed, writer_id, 0])), variety
+    )
 
 
 def render_one(char: str, writer_id: int, style: WriterStyle, seed: int) -> np.ndarray:
@@ -107,14 +113,32 @@ def _worker_count(workers: int | None, n_images: int) -> int:
     return min(workers, -(-n_images // CHUNK_IMAGES))
 
 
+# Libraries that run their own thread pools once imported; forking under them can deadlock.
+_THREADED_LIBRARIES = ("tensorflow", "torch", "jax")
+
+
+def _process_context() -> BaseContext:
+    """fork where it is safe (Linux, no Python threads, no TensorFlow loaded): workers start at
+    once, share the loaded stroke data and work from unguarded scripts. Elsewhere workers come
+    from a fresh server process, since forking a process whose threads hold locks can deadlock
+    the child. (The same policy as tuner.data.layout.)"""
+    methods = multiprocessing.get_all_start_methods()
+    if (
+        sys.platform.startswith("linux")
+        and "fork" in methods
+        and threading.active_count() == 1
+        and not any(name in sys.modules for name in _THREADED_LIBRARIES)
+    ):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
 def _run_jobs(jobs: list[_Job], workers: int) -> list[np.ndarray]:
     """All jobs' images in job order, in a pool of ``workers`` processes when that helps."""
     if workers <= 1 or len(jobs) <= 1:
         return [img for job in jobs for img in _run_job(job)]
-    # Spawned (not forked) workers: the caller may have TensorFlow's threads running, and
-    # forking a process with threads can deadlock.
     try:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=_process_context()) as pool:
             return [img for images in pool.map(_run_job, jobs) for img in images]
     except (OSError, BrokenProcessPool) as exc:
         logger.warning("parallel rendering failed (%s); rendering in this process instead", exc)
@@ -186,10 +210,34 @@ def write_layout(
 
     Train and Test writers are different people. Everything is written to a temporary sibling
     directory that is renamed into place at the end, so an interrupted run never leaves a
-    complete-looking ``out``.
+    complete-looking ``out``. A non-empty ``out`` is an error unless ``overwrite``.
     """
+    return _write_layout(
+        Path(out),
+        chars,
+        train_writers=train_writers,
+        test_writers=test_writers,
+        seed=seed,
+        variety=variety,
+        workers=workers,
+        if_exists="replace" if overwrite else "error",
+    )
+
+
+def _write_layout(
+    out: Path,
+    chars: Sequence[str],
+    *,
+    train_writers: int,
+    test_writers: int,
+    seed: int,
+    variety: float,
+    workers: int | None,
+    if_exists: str,
+) -> SynthSummary:
+    """write_layout, with what to do when ``out`` exists: "error", "replace", or "keep" (leave
+    it as it is: for a cache that another process may be filling at the same time)."""
     start = time.perf_counter()
-    out = Path(out)
     if train_writers < 1 or test_writers < 1:
         raise DataError(
             f"need at least 1 train and 1 test writer, not {train_writers} and {test_writers}: "
@@ -200,27 +248,32 @@ def write_layout(
     _check(chars, train_ids + test_ids, seed)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} exists and is not a directory: choose another output directory")
-    if _is_nonempty_dir(out) and not overwrite:
-        raise DataError(
-            f"{out} already exists and is not empty: choose another directory or pass overwrite"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        _write_into(staging, chars, train_ids, test_ids, seed, variety, workers)
-        _move_into_place(staging, out, overwrite)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return SynthSummary(
+    summary = SynthSummary(
         root=out,
         classes=len(chars),
         train_writers=train_writers,
         test_writers=test_writers,
         train_images=len(chars) * train_writers,
         test_images=len(chars) * test_writers,
-        seconds=time.perf_counter() - start,
+        seconds=0.0,
     )
+    if _is_nonempty_dir(out):
+        if if_exists == "keep":
+            return summary
+        if if_exists == "error":
+            raise DataError(
+                f"{out} already exists and is not empty: choose another directory, or overwrite "
+                "it (--overwrite)"
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        _write_into(staging, chars, train_ids, test_ids, seed, variety, workers)
+        _move_into_place(staging, out, if_exists)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return replace(summary, seconds=time.perf_counter() - start)
 
 
 def _write_into(
@@ -255,15 +308,24 @@ def _write_into(
         writer.writerows(rows)
 
 
-def _move_into_place(staging: Path, out: Path, overwrite: bool) -> None:
+def _move_into_place(staging: Path, out: Path, if_exists: str) -> None:
+    """Rename the finished ``staging`` directory to ``out``, atomically where ``out`` is free
+    (a missing or empty directory)."""
     if out.is_dir() and not _is_nonempty_dir(out):
-        out.rmdir()
-    if out.exists():
-        if not overwrite:  # someone else finished first
-            raise DataError(f"{out} appeared while writing: choose another directory")
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.replace(out, old)
+        with contextlib.suppress(OSError):  # filled by someone else meanwhile: handled below
+            out.rmdir()
+    try:
         os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
         return
+    except OSError:
+        if not _is_nonempty_dir(out):
+            raise
+    # ``out`` was filled while we were writing (another process won the race).
+    if if_exists == "keep":
+        return
+    if if_exists == "error":
+        raise DataError(f"{out} was filled by someone else while writing: choose another directory")
+    old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    os.replace(out, old)
     os.replace(staging, out)
+    shutil.rmtree(old, ignore_errors=True)

@@ -2,18 +2,25 @@
 
 A :class:`WriterStyle` holds what stays the same for one writer across characters (size,
 proportions, slant, pen, pressure, how cursive and how careful). :func:`render_character`
-then varies every stroke and point around the medians, smooths the pen path, joins strokes
-the way fast writers do, draws with a pressure-dependent width at 3x and downsamples, and
-adds pencil grain, blur and paper. The output looks like a CASIA-HWDB image: uint8, light
-background, gray-to-black ink, cropped tightly to the ink, variable size.
+then varies every stroke and point around the medians, moves the character's components
+against each other, smooths the pen path, joins strokes the way fast writers do, draws with a
+pressure-dependent width at 3x and downsamples, and adds pencil grain, blur and paper. The
+output looks like a CASIA-HWDB image: uint8, light background, gray-to-black ink, cropped
+tightly to the ink, variable size.
 
-All geometry is in the unit character box (y down) until the last step, so the per-point
-work is a handful of numpy operations per stroke and the drawing is Pillow's C code.
+All geometry is done on the character's strokes concatenated into one (N, 2) array in the
+unit box (y down), with an offsets array marking where each stroke starts, so the per-point
+work is a fixed number of numpy operations per character, and the drawing is Pillow's.
 """
 
 from __future__ import annotations
 
 import math
+import os
+
+_K_STROKE = float(os.environ.get("SYN_STROKE", "1.5"))
+_K_COMP = float(os.environ.get("SYN_COMP", "1.3"))
+_K_WARP = float(os.environ.get("SYN_WARP", "1"))
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +37,17 @@ TYPICAL_EXTENT_Y = 0.83
 TYPICAL_EXTENT_X = 0.72
 EXTENT_EXPONENT = 0.5
 
+# Longest straight piece of a median before extra points are put in (unit box), so that warps
+# bend long strokes instead of only moving their ends.
+DENSIFY_STEP = 0.08
+# Ink coverage (0..1) below which a pixel counts as paper for the tight crop.
+CROP_THRESHOLD = 0.06
+# Pen widths (at the drawing scale) are rounded to multiples of this, so that a stroke is a
+# few long polylines rather than many short ones.
+WIDTH_STEP = 2
+# Turning angle (cosine) above which a joint gets a round disc, so thick lines do not notch.
+SHARP_TURN_COS = 0.9
+
 
 @dataclass(frozen=True)
 class WriterStyle:
@@ -37,13 +55,13 @@ class WriterStyle:
 
     height: float = 82.0  # ink height of a typical character
     aspect: float = 0.76  # ink width / height of a typical character
-    slant: float = 0.0  # horizontal shear: x += slant * (y - centre); positive leans right
+    slant: float = 0.0  # horizontal shear: x += slant * (centre - y); positive leans right
     rise: float = 0.06  # vertical shear: horizontal strokes climb to the right by this slope
     rotation: float = 0.0  # baseline tilt
     pen_width: float = 4.0  # stroke width at normal pressure
     ink: float = 0.93  # darkness of a stroke's core, 0 (paper) .. 1 (black)
     grain: float = 0.2  # pencil texture: how much the ink varies from pixel to pixel
-    blur: float = 0.6  # softness of the stroke edges (scanner and paper)
+    blur: float = 0.6  # softness of the stroke edges (scanner and paper); 1 = one 3x3 pass
     paper_noise: float = 1.0  # gray levels of noise in the background
     cursive: float = 0.3  # 0 = separate, sharp-cornered strokes; 1 = rounded, joined strokes
     careful: float = 0.6  # 0 = sloppy (large jitter), 1 = neat
@@ -52,11 +70,12 @@ class WriterStyle:
     stroke_length: float = 1.0  # habitual lengthening (> 1) or shortening of strokes
     taper: float = 0.5  # how much stroke ends thin out as the pen lifts
     press_start: float = 0.25  # extra width where the pen lands
+    descender: float = 0.25  # bottom vertical strokes' extra length, fraction of the height
 
 
 def sample_writer(rng: np.random.Generator, variety: float = 1.0) -> WriterStyle:
     """A random writer. ``variety`` scales how far writers stray from the typical one
-    (0 gives the same writer every time; 1 matches the spread of CASIA's writers)."""
+    (0 gives the typical writer every time; 1 is the spread meant to match CASIA's writers)."""
     v = max(0.0, float(variety))
 
     def lognormal(median: float, sigma: float) -> float:
@@ -65,81 +84,259 @@ def sample_writer(rng: np.random.Generator, variety: float = 1.0) -> WriterStyle
     def normal(mean: float, sigma: float, low: float, high: float) -> float:
         return float(np.clip(mean + sigma * v * rng.standard_normal(), low, high))
 
-    def beta(mean: float, a: float, b: float) -> float:
-        # A beta draw pulled towards the mean as variety shrinks.
-        return float(mean + v * (rng.beta(a, b) - mean)) if v <= 1 else float(rng.beta(a, b))
+    def unit(mean: float, a: float, b: float) -> float:
+        # A beta draw, pulled towards the mean as variety shrinks.
+        return float(np.clip(mean + v * (rng.beta(a, b) - mean), 0.0, 1.0))
 
     return WriterStyle(
-        height=lognormal(82.0, 0.15),
-        aspect=lognormal(0.76, 0.09),
+        height=lognormal(70.0, 0.15),
+        aspect=lognormal(0.76, 0.11),
         slant=normal(0.0, 0.12, -0.4, 0.4),
         rise=normal(0.06, 0.05, -0.1, 0.25),
         rotation=normal(0.0, 0.05, -0.2, 0.2),
-        pen_width=lognormal(4.0, 0.25),
-        ink=normal(0.93, 0.08, 0.5, 1.0),
-        grain=normal(0.2, 0.1, 0.0, 0.5),
-        blur=normal(0.6, 0.35, 0.05, 1.6),
+        pen_width=float(np.clip(lognormal(3.3, 0.2), 2.0, 5.5)),
+        ink=normal(0.95, 0.05, 0.8, 1.0),
+        grain=normal(0.3, 0.12, 0.0, 0.6),
+        blur=normal(0.8, 0.35, 0.1, 1.8),
         paper_noise=abs(normal(0.0, 1.5, -4.0, 4.0)),
-        cursive=beta(0.35, 1.6, 3.0),
-        careful=beta(0.6, 3.0, 2.0),
+        cursive=unit(
+            float(os.environ.get("SYN_CM", "0.5")),
+            float(os.environ.get("SYN_CA", "2.5")),
+            float(os.environ.get("SYN_CB", "2.5")),
+        ),
+        careful=unit(0.6, 3.0, 2.0),
         top_weight=lognormal(1.0, 0.12),
         centre_weight=lognormal(1.0, 0.12),
         stroke_length=lognormal(1.0, 0.08),
         taper=normal(0.5, 0.2, 0.0, 0.95),
         press_start=normal(0.25, 0.15, 0.0, 0.7),
+        descender=lognormal(0.25, 0.5) * float(os.environ.get("SYN_DESC", "0")),
     )
 
 
-def _chaikin(points: np.ndarray, ratio: float, iterations: int) -> np.ndarray:
-    """Corner cutting: rounds a polyline's corners, keeps its end points."""
-    for _ in range(iterations):
-        if len(points) < 3:
-            return points
-        a, b = points[:-1], points[1:]
-        cut = np.empty((2 * len(a), 2))
-        cut[0::2] = a + ratio * (b - a)
-        cut[1::2] = b - ratio * (b - a)
-        points = np.concatenate([points[:1], cut[1:-1], points[-1:]])
-    return points
+# --- ragged arrays: all strokes' points in one (N, 2) array, ``offsets`` (S + 1,) ------------
 
 
-def _densify(points: np.ndarray, step: float) -> np.ndarray:
-    """Extra points on long segments so that later warps bend them rather than move them."""
-    if len(points) < 2:
-        return points
-    seg = np.diff(points, axis=0)
-    lengths = np.hypot(seg[:, 0], seg[:, 1])
-    pieces = np.maximum(1, np.ceil(lengths / step)).astype(int)
-    if pieces.max() == 1:
-        return points
-    # One t value per new point within each segment, then the last point.
-    starts = np.repeat(points[:-1], pieces, axis=0)
-    deltas = np.repeat(seg, pieces, axis=0)
-    t = np.concatenate([np.arange(n) / n for n in pieces])
-    return np.concatenate([starts + t[:, None] * deltas, points[-1:]])
+def _stroke_ids(offsets: np.ndarray) -> np.ndarray:
+    """The stroke each point belongs to."""
+    return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
 
 
-def _warp(points: np.ndarray, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
-    """Whole-character deformation: proportions, a smooth random displacement field, slant
-    and tilt. Coordinates stay roughly in the unit box."""
-    x = points[:, 0]
-    y = points[:, 1]
+def _within(offsets: np.ndarray, n_points: int) -> np.ndarray:
+    """(N - 1,) bool: segment i (point i to i + 1) lies within one stroke."""
+    inside = np.ones(max(n_points - 1, 0), dtype=bool)
+    inside[offsets[1:-1] - 1] = False
+    return inside
+
+
+def _arc_fraction(pts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Each point's distance along its stroke, as a fraction of the stroke's length."""
+    seg = np.hypot(*np.diff(pts, axis=0).T) * _within(offsets, len(pts))
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    start = arc[offsets[:-1]]
+    total = arc[offsets[1:] - 1] - start
+    ids = _stroke_ids(offsets)
+    return (arc - start[ids]) / np.maximum(total, 1e-9)[ids]
+
+
+def _densify(pts: np.ndarray, offsets: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Extra points on segments longer than ``step``."""
+    seg = np.diff(pts, axis=0)
+    inside = _within(offsets, len(pts))
+    pieces = np.where(inside, np.maximum(1, np.ceil(np.hypot(*seg.T) / step)), 1).astype(int)
+    if pieces.max(initial=1) == 1:
+        return pts, offsets
+    t = np.arange(pieces.sum()) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    t = t / np.repeat(pieces, pieces)
+    new = np.concatenate(
+        [
+            np.repeat(pts[:-1], pieces, axis=0) + t[:, None] * np.repeat(seg, pieces, axis=0),
+            pts[-1:],
+        ]
+    )
+    counts = np.add.reduceat(np.append(pieces, 1), offsets[:-1])
+    # reduceat over segment counts: a stroke's new count is the sum of its segments' pieces
+    # plus one for its last point; the cross-stroke segment's single piece is that last point.
+    return new, np.concatenate([[0], np.cumsum(counts)])
+
+
+def _chaikin(pts: np.ndarray, offsets: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """One round of corner cutting on every stroke, keeping each stroke's end points."""
+    inside = _within(offsets, len(pts))
+    first = offsets[:-1]
+    last = offsets[1:] - 1
+    a = pts[:-1][inside]
+    b = pts[1:][inside]
+    q = a + ratio * (b - a)
+    r = b - ratio * (b - a)
+    # Segment k (in ``inside`` order) starts at point seg_start[k]; a stroke's first segment
+    # keeps its first point instead of the first cut, its last segment its last point.
+    seg_start = np.flatnonzero(inside)
+    starts_stroke = np.zeros(len(pts), dtype=bool)
+    starts_stroke[first] = True
+    ends_stroke = np.zeros(len(pts), dtype=bool)
+    ends_stroke[last] = True
+    is_first = starts_stroke[seg_start]
+    is_last = ends_stroke[seg_start + 1]
+    q[is_first] = a[is_first]
+    r[is_last] = b[is_last]
+    new = np.stack([q, r], axis=1).reshape(-1, 2)
+    counts = 2 * (last - first)
+    return new, np.concatenate([[0], np.cumsum(counts)])
+
+
+# --- geometry ------------------------------------------------------------------------------
+
+
+def _vary_strokes(
+    pts: np.ndarray,
+    offsets: np.ndarray,
+    style: WriterStyle,
+    rng: np.random.Generator,
+    sloppiness: float,
+) -> np.ndarray:
+    sloppiness = sloppiness * _K_STROKE
+    """Each stroke as this writer draws it this time: lengthened or shortened at both ends,
+    moved, scaled and turned about its centre, its points jittered."""
+    n_strokes = len(offsets) - 1
+    first = offsets[:-1]
+    last = offsets[1:] - 1
+    pts = pts.copy()
+    change = style.stroke_length * np.exp(0.12 * sloppiness * rng.standard_normal(n_strokes)) - 1
+    ends = np.clip(change[:, None] + 0.1 * rng.standard_normal((n_strokes, 2)), -0.4, 0.5)
+    start_dir = pts[first] - pts[first + 1]
+    end_dir = pts[last] - pts[last - 1]
+    pts[first] += start_dir * ends[:, :1]
+    pts[last] += end_dir * ends[:, 1:]
+    ids = _stroke_ids(offsets)
+    centre = np.add.reduceat(pts, first) / np.diff(offsets)[:, None]
+    scale = np.exp(0.07 * sloppiness * rng.standard_normal(n_strokes))
+    angle = 0.08 * sloppiness * rng.standard_normal(n_strokes)
+    cos_a = (np.cos(angle) * scale)[ids]
+    sin_a = (np.sin(angle) * scale)[ids]
+    shift = 0.022 * sloppiness * rng.standard_normal((n_strokes, 2))
+    rel = pts - centre[ids]
+    moved = np.stack(
+        [cos_a * rel[:, 0] - sin_a * rel[:, 1], sin_a * rel[:, 0] + cos_a * rel[:, 1]], 1
+    )
+    moved += centre[ids] + shift[ids]
+    # Point jitter bends a stroke between its control points.
+    moved += 0.006 * sloppiness * rng.standard_normal(moved.shape)
+    return moved
+
+
+def _touches_other_stroke(
+    pts: np.ndarray, offsets: np.ndarray, stroke: int, point: np.ndarray, reach: float
+) -> bool:
+    """Whether another stroke passes within ``reach`` of ``point`` (a vertical stroke that
+    ends on a closing horizontal, as the sides of 口 and 由, stays where it is)."""
+    a, b = pts[:-1], pts[1:]
+    inside = _within(offsets, len(pts))
+    inside[offsets[stroke] : offsets[stroke + 1] - 1] = False
+    a, b = a[inside], b[inside]
+    ab = b - a
+    t = np.clip(np.einsum("ij,ij->i", point - a, ab) / np.maximum((ab**2).sum(1), 1e-12), 0, 1)
+    nearest = a + t[:, None] * ab
+    return bool(np.any(np.hypot(*(nearest - point).T) < reach))
+
+
+def _long_strokes(
+    pts: np.ndarray, offsets: np.ndarray, style: WriterStyle, rng: np.random.Generator
+) -> np.ndarray:
+    """Strokes that writers habitually draw longer than the model glyph: a vertical stroke
+    that ends at the bottom of a character (the centre stroke of 申, 辛, 寸) is pulled down,
+    its lowest point and whatever follows it (a hook) together; a tail that ends the
+    character going right (the hook of 乚 in 它, 先) is pulled right."""
+    y_low = pts[:, 1].max()
+    height = max(y_low - pts[:, 1].min(), 0.05)
+    width = max(np.ptp(pts[:, 0]), 0.05)
+    if height < 0.5:
+        return pts  # a flat character (宀, 一): nothing to extend downwards
+    out = pts
+    for i, (s, e) in enumerate(zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)):
+        stroke = pts[s:e]
+        k = int(np.argmax(stroke[:, 1]))
+        dx, dy = stroke[k] - stroke[0]
+        if k > 0 and stroke[k, 1] >= y_low - 0.12 * height and dy >= 0.3 * height:
+            closed = _touches_other_stroke(pts, offsets, i, stroke[k], 0.08 * height)
+            if abs(dx) <= 0.35 * dy and not closed:
+                if out is pts:
+                    out = pts.copy()
+                extra = style.descender * math.exp(0.4 * rng.standard_normal()) * height
+                out[s + k : e, 1] += extra
+                continue
+        # A tail: from its lowest point the stroke runs right (and may hook up at the end).
+        run = stroke[-1, 0] - stroke[k, 0]
+        if 0 < k < len(stroke) - 1 and stroke[k, 1] >= y_low - 0.3 * height and run > 0.15 * width:
+            if out is pts:
+                out = pts.copy()
+            extra = style.descender * 0.6 * math.exp(0.4 * rng.standard_normal()) * width
+            out[s + k + 1 : e, 0] += extra
+    return out
+
+
+def _bow(
+    pts: np.ndarray, offsets: np.ndarray, rng: np.random.Generator, sloppiness: float
+) -> np.ndarray:
+    """Straight strokes come out slightly curved from a hand pivoting at the wrist."""
+    n_strokes = len(offsets) - 1
+    ids = _stroke_ids(offsets)
+    chord = pts[offsets[1:] - 1] - pts[offsets[:-1]]
+    normal = np.stack([-chord[:, 1], chord[:, 0]], axis=1)
+    amount = 0.07 * sloppiness * rng.standard_normal(n_strokes)
+    t = _arc_fraction(pts, offsets)
+    return pts + np.sin(np.pi * t)[:, None] * (normal * amount[:, None])[ids]
+
+
+def _move_components(
+    pts: np.ndarray,
+    offsets: np.ndarray,
+    components: np.ndarray,
+    rng: np.random.Generator,
+    sloppiness: float,
+) -> np.ndarray:
+    """Components (radical and the rest) scaled and moved against each other, as writers
+    place them differently from the model glyph."""
+    ids = np.unique(components)
+    if len(ids) < 2:
+        return pts
+    of_point = components[_stroke_ids(offsets)]
+    out = pts.copy()
+    for component in ids.tolist():
+        mine = of_point == component
+        part = pts[mine]
+        centre = (part.min(axis=0) + part.max(axis=0)) / 2.0
+        scale = np.exp(
+            _K_COMP * (0.07 * sloppiness * rng.standard_normal(2) + 0.05 * rng.standard_normal())
+        )
+        shift = _K_COMP * 0.025 * sloppiness * rng.standard_normal(2)
+        out[mine] = (part - centre) * scale + centre + shift
+    return out
+
+
+def _warp(pts: np.ndarray, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
+    """Whole-character deformation: proportions, a smooth random displacement field, slant,
+    rising horizontals and tilt. Coordinates stay roughly in the unit box."""
+    x = pts[:, 0]
+    y = pts[:, 1]
+    low = pts.min(axis=0)
+    size = np.maximum(pts.max(axis=0) - low, 1e-6)
     # Proportions: a power curve on y moves the line between top and bottom components;
-    # a symmetric one on x pulls strokes towards or away from the centre line.
+    # a symmetric one on x pulls strokes towards or away from the centre line. Both keep the
+    # character's bounding box.
     gamma_y = style.top_weight * math.exp(0.1 * rng.standard_normal())
-    y = np.clip(y, 0.0, 1.0) ** (1.0 / gamma_y)
+    y = low[1] + size[1] * ((y - low[1]) / size[1]) ** (1.0 / gamma_y)
     gamma_x = style.centre_weight * math.exp(0.1 * rng.standard_normal())
-    dx = np.clip(x - 0.5, -0.5, 0.5) * 2.0
-    x = 0.5 + 0.5 * np.sign(dx) * np.abs(dx) ** (1.0 / gamma_x)
+    dx = np.clip((x - low[0]) / size[0] * 2.0 - 1.0, -1.0, 1.0)
+    x = low[0] + size[0] * 0.5 * (1.0 + np.sign(dx) * np.abs(dx) ** (1.0 / gamma_x))
     # Smooth displacement: a few low-frequency waves, larger for sloppier writers.
-    amplitude = 0.01 + 0.02 * (1.0 - style.careful)
-    for _ in range(3):
-        freq = rng.uniform(0.4, 1.2, size=2) * rng.choice([-1.0, 1.0], size=2)
-        phase = rng.uniform(0.0, 2.0 * math.pi)
-        wave = np.sin(2.0 * math.pi * (freq[0] * x + freq[1] * y) + phase)
-        direction = rng.standard_normal(2) * amplitude
-        x = x + direction[0] * wave
-        y = y + direction[1] * wave
+    amplitude = _K_WARP * (0.01 + 0.02 * (1.0 - style.careful))
+    freq = rng.uniform(0.4, 1.2, size=(3, 2)) * rng.choice([-1.0, 1.0], size=(3, 2))
+    phase = rng.uniform(0.0, 2.0 * math.pi, size=3)
+    direction = rng.standard_normal((3, 2)) * amplitude
+    waves = np.sin(2.0 * math.pi * (np.outer(x, freq[:, 0]) + np.outer(y, freq[:, 1])) + phase)
+    x = x + waves @ direction[:, 0]
+    y = y + waves @ direction[:, 1]
     # Slant, rising horizontals and tilt about the centre, varying a little between characters.
     slant = style.slant + 0.04 * rng.standard_normal()
     rise = style.rise + 0.03 * rng.standard_normal()
@@ -150,112 +347,99 @@ def _warp(points: np.ndarray, style: WriterStyle, rng: np.random.Generator) -> n
     return np.stack([0.5 + cos_a * xc - sin_a * yc, 0.5 + sin_a * xc + cos_a * yc], axis=1)
 
 
-def _vary_stroke(
-    stroke: np.ndarray, style: WriterStyle, rng: np.random.Generator, sloppiness: float
+def _ligatures(
+    pts: np.ndarray, offsets: np.ndarray, style: WriterStyle, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pen's path from a stroke's end to the next stroke's start where a fluent writer
+    does not lift it: shallow curves, as a ragged array (possibly empty)."""
+    ends = pts[offsets[1:-1] - 1]
+    starts = pts[offsets[1:-1]]
+    gap = np.hypot(*(starts - ends).T)
+    chance = style.cursive * 1.2 * np.clip(1.0 - gap / 0.45, 0.0, 1.0)
+    joined = np.flatnonzero(rng.random(len(gap)) < chance)
+    if len(joined) == 0:
+        return np.empty((0, 2)), np.zeros(1, dtype=int)
+    a, b = ends[joined], starts[joined]
+    normal = np.stack([a[:, 1] - b[:, 1], b[:, 0] - a[:, 0]], axis=1)
+    control = (a + b) / 2.0 + normal * rng.uniform(-0.3, 0.3, size=(len(joined), 1))
+    t = np.linspace(0.0, 1.0, 6)[None, :, None]
+    curves = (1 - t) ** 2 * a[:, None] + 2 * (1 - t) * t * control[:, None] + t**2 * b[:, None]
+    return curves.reshape(-1, 2), np.arange(len(joined) + 1) * 6
+
+
+def _pressure(
+    pts: np.ndarray, offsets: np.ndarray, style: WriterStyle, rng: np.random.Generator
 ) -> np.ndarray:
-    """One stroke as this writer draws it this time: moved, scaled, turned, lengthened or
-    shortened, bowed, its points jittered."""
-    pts = np.array(stroke, dtype=np.float64)
-    if len(pts) == 1:
-        pts = np.concatenate([pts, pts + [0.01, 0.02]])
-    # Length: extend or shorten both ends along the stroke's end directions.
-    change = style.stroke_length * math.exp(0.12 * sloppiness * rng.standard_normal()) - 1.0
-    for end, inner in ((0, 1), (-1, -2)):
-        direction = pts[end] - pts[inner]
-        pts[end] = pts[end] + direction * np.clip(change + 0.1 * rng.standard_normal(), -0.4, 0.5)
-    centre = pts.mean(axis=0)
-    scale = math.exp(0.07 * sloppiness * rng.standard_normal())
-    angle = 0.08 * sloppiness * rng.standard_normal()
-    cos_a, sin_a = math.cos(angle), math.sin(angle)
-    rot = np.array([[cos_a, -sin_a], [sin_a, cos_a]]) * scale
-    shift = 0.022 * sloppiness * rng.standard_normal(2)
-    pts = (pts - centre) @ rot.T + centre + shift
-    # Point jitter: bends the stroke between its control points.
-    pts += 0.006 * sloppiness * rng.standard_normal(pts.shape)
-    pts = _densify(pts, 0.08)
-    # Bow: a straight stroke drawn by a hand pivoting at the wrist comes out slightly curved.
-    chord = pts[-1] - pts[0]
-    seg = np.hypot(*np.diff(pts, axis=0).T)
-    arc = np.concatenate([[0.0], np.cumsum(seg)])
-    if arc[-1] > 0:
-        t = arc / arc[-1]
-        normal = np.array([-chord[1], chord[0]])
-        pts += np.outer(np.sin(np.pi * t), normal) * (0.07 * sloppiness * rng.standard_normal())
-    return pts
+    """Pen width along each stroke, relative to the writer's: pressed where the pen lands,
+    thinning where it lifts, each stroke a little different."""
+    n_strokes = len(offsets) - 1
+    ids = _stroke_ids(offsets)
+    t = _arc_fraction(pts, offsets)
+    press = (style.press_start * rng.uniform(0.5, 1.5, n_strokes))[ids]
+    taper = np.clip(style.taper * rng.uniform(0.5, 1.3, n_strokes), 0.0, 0.9)[ids]
+    overall = np.exp(0.12 * rng.standard_normal(n_strokes))[ids]
+    lift = np.clip((t - 0.6) / 0.4, 0.0, 1.0) ** 2
+    return (1.0 + press * np.exp(-t / 0.12)) * (1.0 - taper * lift) * overall
 
 
-def _move_components(
-    paths: list[np.ndarray],
-    components: np.ndarray,
-    rng: np.random.Generator,
-    sloppiness: float,
-) -> list[np.ndarray]:
-    """Components (radical and the rest) scaled and moved against each other, as writers
-    place them differently from the model glyph."""
-    ids = np.unique(components)
-    if len(ids) < 2:
-        return paths
-    out = list(paths)
-    for component in ids.tolist():
-        members = np.flatnonzero(components == component)
-        pts = np.concatenate([paths[i] for i in members])
-        centre = (pts.min(axis=0) + pts.max(axis=0)) / 2.0
-        scale = np.exp(0.07 * sloppiness * rng.standard_normal(2) + 0.05 * rng.standard_normal())
-        shift = 0.025 * sloppiness * rng.standard_normal(2)
-        for i in members.tolist():
-            out[i] = (paths[i] - centre) * scale + centre + shift
-    return out
+# --- drawing -------------------------------------------------------------------------------
 
 
-def _ligature(start: np.ndarray, end: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The pen's path from one stroke's end to the next stroke's start, when the writer does
-    not lift it: a shallow curve."""
-    mid = (start + end) / 2.0
-    normal = np.array([start[1] - end[1], end[0] - start[0]])
-    control = mid + normal * rng.uniform(-0.3, 0.3)
-    t = np.linspace(0.0, 1.0, 6)[:, None]
-    return (1 - t) ** 2 * start + 2 * (1 - t) * t * control + t**2 * end
-
-
-def _widths(points: np.ndarray, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
-    """Pen width along a stroke, relative to the writer's: pressed where the pen lands,
-    thinning where it lifts."""
-    seg = np.hypot(*np.diff(points, axis=0).T)
-    arc = np.concatenate([[0.0], np.cumsum(seg)])
-    t = arc / arc[-1] if arc[-1] > 0 else np.zeros(len(points))
-    press = style.press_start * rng.uniform(0.5, 1.5)
-    taper = np.clip(style.taper * rng.uniform(0.5, 1.3), 0.0, 0.9)
-    profile = (1.0 + press * np.exp(-t / 0.12)) * (1.0 - taper * np.clip((t - 0.6) / 0.4, 0, 1) ** 2)
-    return profile * math.exp(0.12 * rng.standard_normal())
-
-
-def _draw_path(draw: ImageDraw.ImageDraw, points: np.ndarray, widths: np.ndarray, fill: int) -> None:
-    """A polyline whose width changes along it: runs of equal integer width as Pillow
-    polylines, round caps and joins as discs."""
-    w_seg = np.maximum(1, np.rint((widths[:-1] + widths[1:]) / 2.0)).astype(int)
-    flat = points.tolist()
-    start = 0
-    n_seg = len(w_seg)
-    for i in range(1, n_seg + 1):
-        if i == n_seg or w_seg[i] != w_seg[start]:
-            draw.line([tuple(p) for p in flat[start : i + 1]], fill=fill, width=int(w_seg[start]))
-            start = i
-    for (px, py), w in zip(flat, widths.tolist(), strict=True):
-        r = max(0.5, w / 2.0)
-        draw.ellipse((px - r, py - r, px + r, py + r), fill=fill)
+def _draw(
+    draw: ImageDraw.ImageDraw,
+    pts: np.ndarray,
+    offsets: np.ndarray,
+    widths: np.ndarray,
+    fills: np.ndarray,
+) -> None:
+    """Polylines whose width changes along them: runs of equal width (in steps of
+    WIDTH_STEP pixels) as Pillow polylines; discs at the ends and at sharp turns (round caps
+    and joins)."""
+    n = len(pts)
+    if n == 0:
+        return
+    inside = _within(offsets, n)
+    w_seg = np.maximum(1, np.rint((widths[:-1] + widths[1:]) / (2.0 * WIDTH_STEP)) * WIDTH_STEP)
+    w_seg = w_seg.astype(int)
+    # A run ends where the width changes and at a stroke's end (the segments joining two
+    # strokes are runs of their own, not drawn).
+    next_differs = np.append((w_seg[1:] != w_seg[:-1]) | ~inside[1:], True)
+    run_end = ~inside | next_differs
+    ends = np.flatnonzero(run_end)  # segment index of each run's last segment
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    ids = _stroke_ids(offsets)
+    flat = pts.tolist()
+    fill_list = fills.tolist()
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        if e < s or not inside[s]:
+            continue  # the segment joining two strokes
+        draw.line(
+            [c for p in flat[s : e + 2] for c in p], fill=fill_list[ids[s]], width=int(w_seg[s])
+        )
+    # Discs: stroke ends, run boundaries, and joints that turn sharply.
+    seg = np.diff(pts, axis=0)
+    norm = np.hypot(*seg.T) + 1e-9
+    cos_turn = np.einsum("ij,ij->i", seg[:-1], seg[1:]) / (norm[:-1] * norm[1:])
+    disc = np.zeros(n, dtype=bool)
+    disc[offsets[:-1]] = True
+    disc[offsets[1:] - 1] = True
+    disc[1:-1] |= cos_turn < SHARP_TURN_COS
+    for i in np.flatnonzero(disc).tolist():
+        px, py = flat[i]
+        r = max(0.5, widths[i] / 2.0)
+        draw.ellipse((px - r, py - r, px + r, py + r), fill=fill_list[ids[i]])
 
 
 def _box_blur3(img: np.ndarray, amount: float) -> np.ndarray:
     """Mixes each pixel with its 3x3 neighbourhood by ``amount`` (one full pass per unit)."""
-    while amount > 1.0:
-        img = _box_blur3(img, 1.0)
-        amount -= 1.0
-    if amount <= 0:
-        return img
-    padded = np.pad(img, 1, mode="edge")
-    rows = padded[:-2] + padded[1:-1] + padded[2:]
-    neighbourhood = (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
-    return (1.0 - amount) * img + amount * neighbourhood
+    while amount > 0:
+        step = min(amount, 1.0)
+        padded = np.pad(img, 1, mode="edge")
+        rows = padded[:-2] + padded[1:-1] + padded[2:]
+        neighbourhood = (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
+        img = (1.0 - step) * img + step * neighbourhood
+        amount -= step
+    return img
 
 
 def render_character(
@@ -269,64 +453,72 @@ def render_character(
     ``strokes`` are the character's medians in writing order, (k, 2) arrays in the unit box
     with y down (as :func:`tuner.synth.strokes.load_medians` gives them). ``components``
     optionally gives each stroke's component (as :func:`tuner.synth.strokes.load_components`
-    does), so that components can shift against each other.
+    does), so that components can move against each other.
     """
-    if not strokes:
+    if len(strokes) == 0:
         raise ValueError("a character needs at least one stroke")
+    # A one-point stroke (a dot) becomes a tiny dash, so every stroke has a direction.
+    parts = [s if len(s) > 1 else np.concatenate([s, s + np.array([0.01, 0.02])]) for s in strokes]
+    pts = np.concatenate(parts).astype(np.float64)
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])])
     sloppiness = 1.3 - style.careful
-    # 1. Each stroke as drawn this time, then the whole character deformed.
-    varied = [_vary_stroke(s, style, rng, sloppiness) for s in strokes]
+
+    # 1. Strokes and components as drawn this time, then the whole character deformed.
+    pts = _long_strokes(pts, offsets, style, rng)
+    pts = _vary_strokes(pts, offsets, style, rng, sloppiness)
+    pts, offsets = _densify(pts, offsets, DENSIFY_STEP)
+    pts = _bow(pts, offsets, rng, sloppiness)
     if components is not None:
-        varied = _move_components(varied, np.asarray(components), rng, sloppiness)
-    lengths = [len(s) for s in varied]
-    warped = _warp(np.concatenate(varied), style, rng)
-    paths = np.split(warped, np.cumsum(lengths)[:-1])
+        pts = _move_components(pts, offsets, np.asarray(components), rng, sloppiness)
+    pts = _warp(pts, style, rng)
     # 2. Rounder corners for faster writers.
     cut = 0.12 + 0.16 * style.cursive
-    iterations = 2 if style.cursive > 0.45 else 1
-    paths = [_chaikin(p, cut, iterations) for p in paths]
+    for _ in range(2 if style.cursive > 0.45 else 1):
+        pts, offsets = _chaikin(pts, offsets, cut)
     # 3. Pen paths between strokes that a fluent writer does not lift for.
-    ligatures: list[np.ndarray] = []
-    for prev, nxt in zip(paths[:-1], paths[1:], strict=True):
-        gap = float(np.hypot(*(nxt[0] - prev[-1])))
-        if gap < 0.45 and rng.random() < style.cursive * (1.0 - gap / 0.45) * 1.2:
-            ligatures.append(_ligature(prev[-1], nxt[0], rng))
+    lig_pts, lig_offsets = _ligatures(pts, offsets, style, rng)
+
     # 4. Unit box to pixels: each axis scaled to the writer's cell, softened by the extent.
-    everything = np.concatenate(paths + ligatures)
+    everything = np.concatenate([pts, lig_pts])
     low = everything.min(axis=0)
     extent = np.maximum(everything.max(axis=0) - low, 0.04)
-    size_noise = np.exp(0.06 * rng.standard_normal(2))
     typical = np.array([style.height * style.aspect, style.height])
     relative = extent / np.array([TYPICAL_EXTENT_X, TYPICAL_EXTENT_Y])
-    target = typical * relative**EXTENT_EXPONENT * size_noise
+    target = typical * relative**EXTENT_EXPONENT * np.exp(0.08 * rng.standard_normal(2))
     pen = style.pen_width * math.exp(0.08 * rng.standard_normal())
     scale = np.maximum(target - pen, 2.0) / extent
     pad = pen * 1.5 + 2.0
     canvas = np.ceil((extent * scale + 2.0 * pad) * SUPERSAMPLE).astype(int)
+    to_px = scale * SUPERSAMPLE
+    offset_px = pad * SUPERSAMPLE - low * to_px
+    pen_px = pen * SUPERSAMPLE
+
+    # 5. Coverage: strokes at pressure-dependent width, ligatures thin and lighter.
     img = Image.new("L", (int(canvas[0]), int(canvas[1])), 0)
     draw = ImageDraw.Draw(img)
-    to_px = scale * SUPERSAMPLE
-    offset = pad * SUPERSAMPLE - low * to_px
-    pen_px = pen * SUPERSAMPLE
-    # 5. Coverage: strokes at full pressure-dependent width, ligatures thin and lighter.
-    for path in paths:
-        fill = int(255 * np.clip(rng.normal(1.0, 0.06), 0.75, 1.0))
-        _draw_path(draw, path * to_px + offset, pen_px * _widths(path, style, rng), fill)
-    for path in ligatures:
-        widths = np.full(len(path), pen_px * rng.uniform(0.35, 0.7))
-        _draw_path(draw, path * to_px + offset, widths, int(255 * rng.uniform(0.55, 0.9)))
+    n_strokes = len(offsets) - 1
+    fills = (255 * np.clip(rng.normal(1.0, 0.06, n_strokes), 0.75, 1.0)).astype(int)
+    widths = pen_px * _pressure(pts, offsets, style, rng)
+    _draw(draw, pts * to_px + offset_px, offsets, widths, fills)
+    n_lig = len(lig_offsets) - 1
+    if n_lig:
+        lig_widths = np.repeat(pen_px * rng.uniform(0.35, 0.7, n_lig), 6)
+        lig_fills = (255 * rng.uniform(0.55, 0.9, n_lig)).astype(int)
+        _draw(draw, lig_pts * to_px + offset_px, lig_offsets, lig_widths, lig_fills)
     coverage = np.asarray(img.reduce(SUPERSAMPLE), dtype=np.float32) / 255.0
+
     # 6. Pencil: a dark core, grainy texture, soft edges.
     coverage = _box_blur3(coverage, style.blur)
     grain = 1.0 - style.grain * rng.random(coverage.shape, dtype=np.float32)
-    darkness = np.clip(style.ink * math.exp(0.05 * rng.standard_normal()), 0.3, 1.0)
-    ink = np.clip(coverage * 1.25, 0.0, 1.0) ** 1.3 * grain * darkness
+    darkness = min(1.0, max(0.3, style.ink * math.exp(0.05 * rng.standard_normal())))
+    ink = np.clip(coverage * 1.4, 0.0, 1.0) * grain * darkness
+
     # 7. Tight crop to the ink, then paper.
-    rows = np.flatnonzero(ink.max(axis=1) > 0.06)
-    cols = np.flatnonzero(ink.max(axis=0) > 0.06)
+    rows = np.flatnonzero(ink.max(axis=1) > CROP_THRESHOLD)
+    cols = np.flatnonzero(ink.max(axis=0) > CROP_THRESHOLD)
     if len(rows) and len(cols):
         ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    paper = 255.0
+    paper = np.float32(255.0)
     if style.paper_noise > 0:
         paper = 255.0 - style.paper_noise * rng.random(ink.shape, dtype=np.float32)
     out = paper * (1.0 - ink)

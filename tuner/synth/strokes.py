@@ -100,7 +100,9 @@ def require_available(chars: Sequence[str]) -> None:
     """Raise DataError naming the characters without stroke data, if any."""
     _, missing = split_available(chars)
     if missing:
-        shown = " ".join(missing[:20]) + (f" (and {len(missing) - 20} more)" if len(missing) > 20 else "")
+        shown = " ".join(missing[:20]) + (
+            f" (and {len(missing) - 20} more)" if len(missing) > 20 else ""
+        )
         raise DataError(
             f"no stroke data for {len(missing)} character(s): {shown}; "
             "leave them out of the character set (the stroke set covers about 9,500 common "
