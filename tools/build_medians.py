@@ -61,7 +61,9 @@ def pack(medians: Medians) -> bytes:
     """The packed binary form: counts, then one array per field so that gzip finds the runs."""
     codepoints = np.array([ord(ch) for ch in medians], dtype="<u4")
     strokes_per_char = np.array([len(strokes) for strokes, _ in medians.values()], dtype=np.uint8)
-    stroke_list = [np.asarray(s, dtype=np.float64) for strokes, _ in medians.values() for s in strokes]
+    stroke_list = [
+        np.asarray(s, dtype=np.float64) for strokes, _ in medians.values() for s in strokes
+    ]
     in_radical = np.array(
         [i in set(radical) for strokes, radical in medians.values() for i in range(len(strokes))],
         dtype=np.uint8,

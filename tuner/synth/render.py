@@ -16,11 +16,6 @@ work is a fixed number of numpy operations per character, and the drawing is Pil
 from __future__ import annotations
 
 import math
-import os
-
-_K_STROKE = float(os.environ.get("SYN_STROKE", "1.5"))
-_K_COMP = float(os.environ.get("SYN_COMP", "1.3"))
-_K_WARP = float(os.environ.get("SYN_WARP", "1"))
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,66 +46,67 @@ SHARP_TURN_COS = 0.9
 
 @dataclass(frozen=True)
 class WriterStyle:
-    """One writer's habits. Lengths in output pixels, angles in radians, the rest unitless."""
+    """One writer's habits. Lengths in output pixels, angles in radians, the rest unitless.
+    The defaults are the typical writer, around whom :func:`sample_writer` draws others."""
 
-    height: float = 82.0  # ink height of a typical character
+    height: float = 70.0  # ink height of a typical character
     aspect: float = 0.76  # ink width / height of a typical character
     slant: float = 0.0  # horizontal shear: x += slant * (centre - y); positive leans right
     rise: float = 0.06  # vertical shear: horizontal strokes climb to the right by this slope
     rotation: float = 0.0  # baseline tilt
-    pen_width: float = 4.0  # stroke width at normal pressure
-    ink: float = 0.93  # darkness of a stroke's core, 0 (paper) .. 1 (black)
-    grain: float = 0.2  # pencil texture: how much the ink varies from pixel to pixel
-    blur: float = 0.6  # softness of the stroke edges (scanner and paper); 1 = one 3x3 pass
+    pen_width: float = 3.3  # stroke width at normal pressure
+    ink: float = 0.95  # darkness of a stroke's core, 0 (paper) .. 1 (black)
+    grain: float = 0.3  # pencil texture: how much the ink varies from pixel to pixel
+    blur: float = 0.8  # softness of the stroke edges (scanner and paper); 1 = one 3x3 pass
     paper_noise: float = 1.0  # gray levels of noise in the background
-    cursive: float = 0.3  # 0 = separate, sharp-cornered strokes; 1 = rounded, joined strokes
+    cursive: float = 0.5  # 0 = separate, sharp-cornered strokes; 1 = rounded, joined strokes
     careful: float = 0.6  # 0 = sloppy (large jitter), 1 = neat
     top_weight: float = 1.0  # > 1 makes the upper part of a character taller
     centre_weight: float = 1.0  # > 1 spreads strokes away from the vertical centre line
     stroke_length: float = 1.0  # habitual lengthening (> 1) or shortening of strokes
     taper: float = 0.5  # how much stroke ends thin out as the pen lifts
     press_start: float = 0.25  # extra width where the pen lands
-    descender: float = 0.25  # bottom vertical strokes' extra length, fraction of the height
+
+
+TYPICAL_WRITER = WriterStyle()
 
 
 def sample_writer(rng: np.random.Generator, variety: float = 1.0) -> WriterStyle:
     """A random writer. ``variety`` scales how far writers stray from the typical one
-    (0 gives the typical writer every time; 1 is the spread meant to match CASIA's writers)."""
+    (0 gives the typical writer every time; 1 is the spread that the realism benchmark,
+    bench/synth_realism.py, was tuned with)."""
     v = max(0.0, float(variety))
+    t = TYPICAL_WRITER
 
-    def lognormal(median: float, sigma: float) -> float:
-        return median * math.exp(sigma * v * rng.standard_normal())
+    def lognormal(median: float, sigma: float, low: float = 0.0, high: float = math.inf) -> float:
+        return float(np.clip(median * math.exp(sigma * v * rng.standard_normal()), low, high))
 
     def normal(mean: float, sigma: float, low: float, high: float) -> float:
         return float(np.clip(mean + sigma * v * rng.standard_normal(), low, high))
 
-    def unit(mean: float, a: float, b: float) -> float:
-        # A beta draw, pulled towards the mean as variety shrinks.
-        return float(np.clip(mean + v * (rng.beta(a, b) - mean), 0.0, 1.0))
+    def unit(mean: float, concentration: float) -> float:
+        # A beta draw with this mean, pulled towards the mean as variety shrinks.
+        draw = rng.beta(mean * concentration, (1.0 - mean) * concentration)
+        return float(np.clip(mean + v * (draw - mean), 0.0, 1.0))
 
     return WriterStyle(
-        height=lognormal(70.0, 0.15),
-        aspect=lognormal(0.76, 0.11),
-        slant=normal(0.0, 0.12, -0.4, 0.4),
-        rise=normal(0.06, 0.05, -0.1, 0.25),
-        rotation=normal(0.0, 0.05, -0.2, 0.2),
-        pen_width=float(np.clip(lognormal(3.3, 0.2), 2.0, 5.5)),
-        ink=normal(0.95, 0.05, 0.8, 1.0),
-        grain=normal(0.3, 0.12, 0.0, 0.6),
-        blur=normal(0.8, 0.35, 0.1, 1.8),
-        paper_noise=abs(normal(0.0, 1.5, -4.0, 4.0)),
-        cursive=unit(
-            float(os.environ.get("SYN_CM", "0.5")),
-            float(os.environ.get("SYN_CA", "2.5")),
-            float(os.environ.get("SYN_CB", "2.5")),
-        ),
-        careful=unit(0.6, 3.0, 2.0),
-        top_weight=lognormal(1.0, 0.12),
-        centre_weight=lognormal(1.0, 0.12),
-        stroke_length=lognormal(1.0, 0.08),
-        taper=normal(0.5, 0.2, 0.0, 0.95),
-        press_start=normal(0.25, 0.15, 0.0, 0.7),
-        descender=lognormal(0.25, 0.5) * float(os.environ.get("SYN_DESC", "0")),
+        height=lognormal(t.height, 0.15),
+        aspect=lognormal(t.aspect, 0.11),
+        slant=normal(t.slant, 0.12, -0.4, 0.4),
+        rise=normal(t.rise, 0.05, -0.1, 0.25),
+        rotation=normal(t.rotation, 0.05, -0.2, 0.2),
+        pen_width=lognormal(t.pen_width, 0.2, 2.0, 4.8),
+        ink=normal(t.ink, 0.05, 0.8, 1.0),
+        grain=normal(t.grain, 0.12, 0.0, 0.6),
+        blur=normal(t.blur, 0.35, 0.1, 1.8),
+        paper_noise=lognormal(t.paper_noise, 0.8, 0.0, 4.0),
+        cursive=unit(t.cursive, 5.0),
+        careful=unit(t.careful, 5.0),
+        top_weight=lognormal(t.top_weight, 0.12),
+        centre_weight=lognormal(t.centre_weight, 0.12),
+        stroke_length=lognormal(t.stroke_length, 0.08),
+        taper=normal(t.taper, 0.2, 0.0, 0.95),
+        press_start=normal(t.press_start, 0.15, 0.0, 0.7),
     )
 
 
@@ -195,14 +191,13 @@ def _vary_strokes(
     rng: np.random.Generator,
     sloppiness: float,
 ) -> np.ndarray:
-    sloppiness = sloppiness * _K_STROKE
     """Each stroke as this writer draws it this time: lengthened or shortened at both ends,
     moved, scaled and turned about its centre, its points jittered."""
     n_strokes = len(offsets) - 1
     first = offsets[:-1]
     last = offsets[1:] - 1
     pts = pts.copy()
-    change = style.stroke_length * np.exp(0.12 * sloppiness * rng.standard_normal(n_strokes)) - 1
+    change = style.stroke_length * np.exp(0.18 * sloppiness * rng.standard_normal(n_strokes)) - 1
     ends = np.clip(change[:, None] + 0.1 * rng.standard_normal((n_strokes, 2)), -0.4, 0.5)
     start_dir = pts[first] - pts[first + 1]
     end_dir = pts[last] - pts[last - 1]
@@ -210,69 +205,19 @@ def _vary_strokes(
     pts[last] += end_dir * ends[:, 1:]
     ids = _stroke_ids(offsets)
     centre = np.add.reduceat(pts, first) / np.diff(offsets)[:, None]
-    scale = np.exp(0.07 * sloppiness * rng.standard_normal(n_strokes))
-    angle = 0.08 * sloppiness * rng.standard_normal(n_strokes)
+    scale = np.exp(0.105 * sloppiness * rng.standard_normal(n_strokes))
+    angle = 0.12 * sloppiness * rng.standard_normal(n_strokes)
     cos_a = (np.cos(angle) * scale)[ids]
     sin_a = (np.sin(angle) * scale)[ids]
-    shift = 0.022 * sloppiness * rng.standard_normal((n_strokes, 2))
+    shift = 0.033 * sloppiness * rng.standard_normal((n_strokes, 2))
     rel = pts - centre[ids]
     moved = np.stack(
         [cos_a * rel[:, 0] - sin_a * rel[:, 1], sin_a * rel[:, 0] + cos_a * rel[:, 1]], 1
     )
     moved += centre[ids] + shift[ids]
     # Point jitter bends a stroke between its control points.
-    moved += 0.006 * sloppiness * rng.standard_normal(moved.shape)
+    moved += 0.009 * sloppiness * rng.standard_normal(moved.shape)
     return moved
-
-
-def _touches_other_stroke(
-    pts: np.ndarray, offsets: np.ndarray, stroke: int, point: np.ndarray, reach: float
-) -> bool:
-    """Whether another stroke passes within ``reach`` of ``point`` (a vertical stroke that
-    ends on a closing horizontal, as the sides of 口 and 由, stays where it is)."""
-    a, b = pts[:-1], pts[1:]
-    inside = _within(offsets, len(pts))
-    inside[offsets[stroke] : offsets[stroke + 1] - 1] = False
-    a, b = a[inside], b[inside]
-    ab = b - a
-    t = np.clip(np.einsum("ij,ij->i", point - a, ab) / np.maximum((ab**2).sum(1), 1e-12), 0, 1)
-    nearest = a + t[:, None] * ab
-    return bool(np.any(np.hypot(*(nearest - point).T) < reach))
-
-
-def _long_strokes(
-    pts: np.ndarray, offsets: np.ndarray, style: WriterStyle, rng: np.random.Generator
-) -> np.ndarray:
-    """Strokes that writers habitually draw longer than the model glyph: a vertical stroke
-    that ends at the bottom of a character (the centre stroke of 申, 辛, 寸) is pulled down,
-    its lowest point and whatever follows it (a hook) together; a tail that ends the
-    character going right (the hook of 乚 in 它, 先) is pulled right."""
-    y_low = pts[:, 1].max()
-    height = max(y_low - pts[:, 1].min(), 0.05)
-    width = max(np.ptp(pts[:, 0]), 0.05)
-    if height < 0.5:
-        return pts  # a flat character (宀, 一): nothing to extend downwards
-    out = pts
-    for i, (s, e) in enumerate(zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)):
-        stroke = pts[s:e]
-        k = int(np.argmax(stroke[:, 1]))
-        dx, dy = stroke[k] - stroke[0]
-        if k > 0 and stroke[k, 1] >= y_low - 0.12 * height and dy >= 0.3 * height:
-            closed = _touches_other_stroke(pts, offsets, i, stroke[k], 0.08 * height)
-            if abs(dx) <= 0.35 * dy and not closed:
-                if out is pts:
-                    out = pts.copy()
-                extra = style.descender * math.exp(0.4 * rng.standard_normal()) * height
-                out[s + k : e, 1] += extra
-                continue
-        # A tail: from its lowest point the stroke runs right (and may hook up at the end).
-        run = stroke[-1, 0] - stroke[k, 0]
-        if 0 < k < len(stroke) - 1 and stroke[k, 1] >= y_low - 0.3 * height and run > 0.15 * width:
-            if out is pts:
-                out = pts.copy()
-            extra = style.descender * 0.6 * math.exp(0.4 * rng.standard_normal()) * width
-            out[s + k + 1 : e, 0] += extra
-    return out
 
 
 def _bow(
@@ -306,10 +251,8 @@ def _move_components(
         mine = of_point == component
         part = pts[mine]
         centre = (part.min(axis=0) + part.max(axis=0)) / 2.0
-        scale = np.exp(
-            _K_COMP * (0.07 * sloppiness * rng.standard_normal(2) + 0.05 * rng.standard_normal())
-        )
-        shift = _K_COMP * 0.025 * sloppiness * rng.standard_normal(2)
+        scale = np.exp(0.09 * sloppiness * rng.standard_normal(2) + 0.065 * rng.standard_normal())
+        shift = 0.0325 * sloppiness * rng.standard_normal(2)
         out[mine] = (part - centre) * scale + centre + shift
     return out
 
@@ -330,7 +273,7 @@ def _warp(pts: np.ndarray, style: WriterStyle, rng: np.random.Generator) -> np.n
     dx = np.clip((x - low[0]) / size[0] * 2.0 - 1.0, -1.0, 1.0)
     x = low[0] + size[0] * 0.5 * (1.0 + np.sign(dx) * np.abs(dx) ** (1.0 / gamma_x))
     # Smooth displacement: a few low-frequency waves, larger for sloppier writers.
-    amplitude = _K_WARP * (0.01 + 0.02 * (1.0 - style.careful))
+    amplitude = 0.01 + 0.02 * (1.0 - style.careful)
     freq = rng.uniform(0.4, 1.2, size=(3, 2)) * rng.choice([-1.0, 1.0], size=(3, 2))
     phase = rng.uniform(0.0, 2.0 * math.pi, size=3)
     direction = rng.standard_normal((3, 2)) * amplitude
@@ -464,7 +407,6 @@ def render_character(
     sloppiness = 1.3 - style.careful
 
     # 1. Strokes and components as drawn this time, then the whole character deformed.
-    pts = _long_strokes(pts, offsets, style, rng)
     pts = _vary_strokes(pts, offsets, style, rng, sloppiness)
     pts, offsets = _densify(pts, offsets, DENSIFY_STEP)
     pts = _bow(pts, offsets, rng, sloppiness)
