@@ -462,7 +462,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http(url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
+def http(url: str, body: dict[str, Any] | None = None, timeout: float = 30.0) -> Any:
     import urllib.request
 
     data = None if body is None else json.dumps(body).encode()
@@ -471,7 +471,7 @@ def http(url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) ->
         return json.loads(response.read().decode("utf-8"))
 
 
-def wait_for(url: str, proc: Any, seconds: float = 90.0) -> Any:
+def wait_for(url: str, proc: Any, seconds: float = 240.0) -> Any:
     import time
     import urllib.error
 

@@ -103,9 +103,9 @@ def test_real_ctrl_c_records_the_trial_as_interrupted_and_the_command_resumes(
             return False
         return any(t.state == TrialState.RUNNING and t.intermediate_values for t in trials)
 
-    wait_for(training, 240, "a trial in training")
+    wait_for(training, 600, "a trial in training")
     proc.send_signal(signal.SIGINT)
-    output = " ".join(proc.communicate(timeout=120)[0].decode().split())
+    output = " ".join(proc.communicate(timeout=300)[0].decode().split())
     assert proc.returncode == 130, output
     assert "Run the same command to resume" in output and "Traceback" not in output
     trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()

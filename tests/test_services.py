@@ -68,7 +68,7 @@ def test_two_workers_on_a_postgresql_study(tmp_path: Path, postgres_url: str) ->
     prep = prepare(tmp_path, n_trials=4, storage_url=postgres_url, sampler="tpe")
     workers = [prep.start_worker(f"pg{i}") for i in range(2)]
     for w in workers:
-        w.wait(timeout=400)
+        w.wait(timeout=900)
     assert [w.returncode for w in workers] == [0, 0]
     trials = prep.study().get_trials()
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
@@ -82,11 +82,11 @@ def test_a_worker_rides_out_a_short_database_outage(tmp_path: Path, postgres_url
     server, database = os.environ[POSTGRES_ENV], postgres_url.rsplit("/", 1)[1]
     prep = prepare(tmp_path, n_trials=4, storage_url=postgres_url)
     worker = prep.start_worker("outage", extra=("--db-patience", "60"))
-    wait_for(lambda: completed(prep) >= 1, 240, "a first completed trial")
+    wait_for(lambda: completed(prep) >= 1, 600, "a first completed trial")
     set_connections(server, database, allowed=False)
     time.sleep(6)
     set_connections(server, database, allowed=True)
-    worker.wait(timeout=400)
+    worker.wait(timeout=900)
     assert worker.returncode == 0, (tmp_path / "outage.log").read_text()
     assert completed(prep) == 4, "it resumed and finished; nothing recorded was lost"
 
@@ -99,11 +99,11 @@ def test_a_worker_stops_with_one_line_when_the_database_stays_away(
     server, database = os.environ[POSTGRES_ENV], postgres_url.rsplit("/", 1)[1]
     prep = prepare(tmp_path, n_trials=50, storage_url=postgres_url)
     worker = prep.start_worker("gone", extra=("--db-patience", "5"))
-    wait_for(lambda: completed(prep) >= 1, 240, "a first completed trial")
+    wait_for(lambda: completed(prep) >= 1, 600, "a first completed trial")
     done_before = completed(prep)
     set_connections(server, database, allowed=False)
     try:
-        worker.wait(timeout=120)
+        worker.wait(timeout=300)
     finally:
         set_connections(server, database, allowed=True)
     log = (tmp_path / "gone.log").read_text()
@@ -154,7 +154,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
         except OSError:
             return proc.poll() is not None  # stop waiting if it died
 
-    wait_for(healthy, 120, "the MLflow server")
+    wait_for(healthy, 300, "the MLflow server")
     assert proc.poll() is None, (tmp_path / "mlflow-server.log").read_text()[-2000:]
     yield url
     proc.terminate()
@@ -166,7 +166,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
 def test_workers_log_to_a_tracking_server_over_http(tmp_path: Path, mlflow_server: str) -> None:
     prep = prepare(tmp_path, n_trials=2, tracking_uri=mlflow_server)
     worker = prep.start_worker("http")
-    worker.wait(timeout=400)
+    worker.wait(timeout=900)
     assert worker.returncode == 0, (tmp_path / "http.log").read_text()[-3000:]
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("soak")

@@ -62,7 +62,7 @@ def test_two_workers_share_one_budget_and_run_the_enqueued_trial_once(tmp_path: 
     baseline = {"n_blocks": 1, "filters_1": 8, "learning_rate": 0.01}
     prep.study().enqueue_trial(baseline)
     workers = [prep.start_worker(f"w{i}") for i in range(2)]
-    finish(workers, timeout=400)
+    finish(workers, timeout=900)
     assert [w.returncode for w in workers] == [0, 0]
     assert_consistent(prep, 5)
     trials = prep.study().get_trials()
@@ -88,11 +88,11 @@ def running_mid_training(prep: PreparedStudy) -> object | None:
 def test_a_killed_workers_trial_is_failed_closed_and_retried(tmp_path: Path) -> None:
     prep = prepare(tmp_path, n_trials=3)
     first = prep.start_worker("first")
-    victim = wait_for(lambda: running_mid_training(prep), 240, "a trial in training")
+    victim = wait_for(lambda: running_mid_training(prep), 600, "a trial in training")
     first.send_signal(signal.SIGKILL)
     first.wait()
     second = prep.start_worker("second")
-    finish([second], timeout=400)
+    finish([second], timeout=900)
     assert second.returncode == 0
     study = prep.study()
     lost = study.trials[victim.number]
@@ -118,6 +118,6 @@ def test_soak_three_workers_killed_ten_times(tmp_path: Path) -> None:
         workers[i].send_signal(signal.SIGKILL)
         workers[i].wait()
         workers[i] = prep.start_worker(f"w{i}-{kill}")
-    finish(workers, timeout=500)
+    finish(workers, timeout=1200)
     assert [w.returncode for w in workers] == [0, 0, 0]
     assert_consistent(prep, 12)
