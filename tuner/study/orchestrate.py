@@ -371,6 +371,20 @@ def _transient_storage_errors() -> tuple[type[BaseException], ...]:
     return (sqlalchemy.exc.OperationalError, optuna.exceptions.StorageInternalError)
 
 
+def _storage_cause(
+    exc: BaseException, transient: tuple[type[BaseException], ...]
+) -> BaseException | None:
+    """The storage error behind ``exc`` (itself, its cause or context), if there is one."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, transient):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _work(
     study: optuna.Study,
     settings: StudySettings,
@@ -414,11 +428,16 @@ def _work(
             # No gc_after_trial: the next trial's clear_session collects anyway.
             study.optimize(runner, n_trials=1, callbacks=callbacks, catch=(Exception,))
             outage_since = None
-        except transient as exc:
+        except Exception as exc:
+            # Optuna can surface a lost connection as another error (an UnboundLocalError in
+            # its own clean-up, chained to the storage error); look down the chain.
+            lost = _storage_cause(exc, transient)
+            if lost is None:
+                raise
             now = time.monotonic()
             outage_since = outage_since or now
             if now - outage_since > settings.storage_patience_s:
-                reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+                reason = str(getattr(lost, "orig", lost)).strip().splitlines()[0]
                 raise StorageError(
                     f"lost the study database {redact(settings.storage_url)} ({reason}) and it "
                     f"did not come back within {settings.storage_patience_s:.0f} s; check the "
