@@ -506,7 +506,7 @@ def stop_group(proc: Any, sig: int) -> str:
 
     try:
         os.killpg(proc.pid, sig)
-        out, _ = proc.communicate(timeout=20)
+        out, _ = proc.communicate(timeout=120)  # a loaded machine shuts servers down slowly
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
         out, _ = proc.communicate(timeout=20)

@@ -87,7 +87,8 @@ def test_real_ctrl_c_records_the_trial_as_interrupted_and_the_command_resumes(
     from tests.workers_util import wait_for
     from tuner.study.storage import open_storage
 
-    write_tiny_space(workdir, epochs=40)  # long enough to be stopped mid-training
+    # 60 epochs with no early stop: long enough to be stopped mid-training on any machine.
+    write_tiny_space(workdir, epochs=60, patience=60)
     cmd = [sys.executable, "-m", "tuner", "run", "tiny.yaml", "--data", "data",
            "--n-trials", "2", "--no-live"]  # fmt: skip
     storage = open_storage(f"sqlite:///{workdir / 'tuner.db'}", heartbeat=False)

@@ -60,7 +60,7 @@ description: tiny CNN for tests
 dataset: default
 model: cnn
 objective: {{metric: val_accuracy, direction: maximize}}
-training: {{max_epochs: {epochs}, patience: 5, batch_size: 16}}
+training: {{max_epochs: {epochs}, patience: {patience}, batch_size: 16}}
 budget: {{n_trials: 3}}
 fixed: {{dense_units: 16, batch_norm: false, kernel_size: 3, pooling: max, optimizer: adam}}
 params:
@@ -73,9 +73,12 @@ params:
 """
 
 
-def write_tiny_space(folder: Path, name: str = "tiny", epochs: int = 2, extra: str = "") -> Path:
+def write_tiny_space(
+    folder: Path, name: str = "tiny", epochs: int = 2, extra: str = "", patience: int = 5
+) -> Path:
     path = folder / f"{name}.yaml"
-    path.write_text(TINY_SPACE.format(name=name, epochs=epochs) + extra, encoding="utf-8")
+    text = TINY_SPACE.format(name=name, epochs=epochs, patience=patience)
+    path.write_text(text + extra, encoding="utf-8")
     return path
 
 
