@@ -233,7 +233,7 @@ def _run_here(
         data_path,
         val_data=settings.val_data,
         writers_by_number=settings.writers_by_number,
-        seed=settings.seed or 0,
+        seed=0,  # the validation split is the study's, the same for every worker and seed
         notify=lambda m: console.print(f"[dim]{m}[/dim]"),
     )
     _print_start(console, settings, done_before, data.base)
