@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from tuner.paths import cache_dir
     from tuner.synth.generate import synth_images, write_layout
 
+    load = os.getloadavg()[0]
     chars = course55()
     writers = list(range(args.writers))
     n = len(chars) * len(writers)
@@ -45,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         return min(times)
 
     one = best(lambda: synth_images(chars, writers, workers=1))
+    # CPU time of one process: unlike wall time, hardly affected by other programs waiting
+    # for the same cores, so it shows what a free core does.
+    cpu_start = time.process_time()
+    synth_images(chars, writers, workers=1)
+    cpu_per_image = (time.process_time() - cpu_start) / n
     many = best(lambda: synth_images(chars, writers, workers=args.workers))
     # In the cache directory by default: that is where the default dataset is written, and
     # file creation costs differ a lot between file systems.
@@ -68,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"{len(chars)} characters x {len(writers)} writers = {n} images, best of {args.repeats}")
+    print(f"load average at the start: {load:.1f} on {os.cpu_count()} CPUs")
     print("| what | workers | seconds | images/s |")
     print("|---|---:|---:|---:|")
+    cpu_s = cpu_per_image * n
+    print(f"| synth_images (arrays), CPU time | 1 | {cpu_s:.2f} | {1 / cpu_per_image:,.0f} |")
     print(f"| synth_images (arrays) | 1 | {one:.2f} | {n / one:,.0f} |")
     print(f"| synth_images (arrays) | {args.workers} | {many:.2f} | {n / many:,.0f} |")
     rate = n / layout

@@ -26,7 +26,7 @@ DEFAULT_TEST_WRITERS = 40
 DEFAULT_SEED = 0
 DEFAULT_CHARSET = "course55"
 # Bump whenever the renderer, the stroke data or the seeding changes what images come out.
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2
 
 
 def default_dataset_name() -> str:

@@ -15,6 +15,7 @@ work is a fixed number of numpy operations per character, and the drawing is Pil
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,11 +36,16 @@ EXTENT_EXPONENT = 0.5
 # Longest straight piece of a median before extra points are put in (unit box), so that warps
 # bend long strokes instead of only moving their ends.
 DENSIFY_STEP = 0.08
+# Coverage is multiplied by this before clipping to 1, so that a blurred stroke keeps a fully
+# dark core (real pencil strokes nearly always reach black) and only its edges go gray.
+INK_GAIN = 1.4
 # Ink coverage (0..1) below which a pixel counts as paper for the tight crop.
 CROP_THRESHOLD = 0.06
 # Pen widths (at the drawing scale) are rounded to multiples of this, so that a stroke is a
 # few long polylines rather than many short ones.
 WIDTH_STEP = 2
+# Side of the precomputed noise tile that pencil grain and paper noise are cut from.
+NOISE_TILE = 320
 # Turning angle (cosine) above which a joint gets a round disc, so thick lines do not notch.
 SHARP_TURN_COS = 0.9
 
@@ -274,7 +280,7 @@ def _warp(pts: np.ndarray, style: WriterStyle, rng: np.random.Generator) -> np.n
     x = low[0] + size[0] * 0.5 * (1.0 + np.sign(dx) * np.abs(dx) ** (1.0 / gamma_x))
     # Smooth displacement: a few low-frequency waves, larger for sloppier writers.
     amplitude = 0.01 + 0.02 * (1.0 - style.careful)
-    freq = rng.uniform(0.4, 1.2, size=(3, 2)) * rng.choice([-1.0, 1.0], size=(3, 2))
+    freq = rng.uniform(0.4, 1.2, size=(3, 2)) * np.sign(rng.standard_normal((3, 2)))
     phase = rng.uniform(0.0, 2.0 * math.pi, size=3)
     direction = rng.standard_normal((3, 2)) * amplitude
     waves = np.sin(2.0 * math.pi * (np.outer(x, freq[:, 0]) + np.outer(y, freq[:, 1])) + phase)
@@ -373,14 +379,37 @@ def _draw(
         draw.ellipse((px - r, py - r, px + r, py + r), fill=fill_list[ids[i]])
 
 
+@functools.cache
+def _noise_tile() -> np.ndarray:
+    """A fixed tile of uniform noise in [0, 1); images take random windows of it, which is
+    much cheaper than fresh noise per image and just as random to the eye."""
+    tile = np.random.default_rng(20240611).random((NOISE_TILE, NOISE_TILE), dtype=np.float32)
+    tile.setflags(write=False)
+    return tile
+
+
+def _uniform_noise(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """(H, W) uniform noise in [0, 1): a random window of the noise tile."""
+    h, w = shape
+    if h > NOISE_TILE or w > NOISE_TILE:
+        return rng.random((h, w), dtype=np.float32)
+    y = int(rng.integers(0, NOISE_TILE - h + 1))
+    x = int(rng.integers(0, NOISE_TILE - w + 1))
+    transpose = bool(rng.integers(0, 2))
+    tile = _noise_tile().T if transpose else _noise_tile()
+    return tile[y : y + h, x : x + w]
+
+
 def _box_blur3(img: np.ndarray, amount: float) -> np.ndarray:
-    """Mixes each pixel with its 3x3 neighbourhood by ``amount`` (one full pass per unit)."""
+    """Mixes each pixel with its 3x3 neighbourhood by ``amount`` (one full pass per unit).
+    The outermost pixels stay as they are: the canvas has a paper margin there."""
     while amount > 0:
         step = min(amount, 1.0)
-        padded = np.pad(img, 1, mode="edge")
-        rows = padded[:-2] + padded[1:-1] + padded[2:]
-        neighbourhood = (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
-        img = (1.0 - step) * img + step * neighbourhood
+        rows = img[:-2] + img[1:-1] + img[2:]
+        neighbourhood = (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) * (1.0 / 9.0)
+        blurred = img.copy()
+        blurred[1:-1, 1:-1] = (1.0 - step) * img[1:-1, 1:-1] + step * neighbourhood
+        img = blurred
         amount -= step
     return img
 
@@ -451,17 +480,17 @@ def render_character(
 
     # 6. Pencil: a dark core, grainy texture, soft edges.
     coverage = _box_blur3(coverage, style.blur)
-    grain = 1.0 - style.grain * rng.random(coverage.shape, dtype=np.float32)
+    grain = 1.0 - style.grain * _uniform_noise(coverage.shape, rng)
     darkness = min(1.0, max(0.3, style.ink * math.exp(0.05 * rng.standard_normal())))
-    ink = np.clip(coverage * 1.4, 0.0, 1.0) * grain * darkness
+    ink = np.clip(coverage * INK_GAIN, 0.0, 1.0) * grain * darkness
 
     # 7. Tight crop to the ink, then paper.
     rows = np.flatnonzero(ink.max(axis=1) > CROP_THRESHOLD)
     cols = np.flatnonzero(ink.max(axis=0) > CROP_THRESHOLD)
     if len(rows) and len(cols):
         ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    paper = np.float32(255.0)
+    paper: float | np.ndarray = 255.0
     if style.paper_noise > 0:
-        paper = 255.0 - style.paper_noise * rng.random(ink.shape, dtype=np.float32)
+        paper = 255.0 - style.paper_noise * _uniform_noise(ink.shape, rng)
     out = paper * (1.0 - ink)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)

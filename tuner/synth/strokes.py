@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import zlib
 from collections.abc import Sequence
 from importlib import resources
 
@@ -51,7 +52,7 @@ def _load() -> tuple[dict[str, Strokes], dict[str, np.ndarray]]:
         payload = gzip.decompress(
             resources.files("tuner.synth").joinpath(MEDIANS_FILE).read_bytes()
         )
-    except (FileNotFoundError, OSError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(
             f"the stroke data tuner/synth/{MEDIANS_FILE} is missing or damaged ({exc}): "
             "reinstall tuner, or rebuild it with tools/build_medians.py"
@@ -64,6 +65,11 @@ def _load() -> tuple[dict[str, Strokes], dict[str, np.ndarray]]:
     pos = len(MAGIC)
     n_chars, n_strokes, n_points = (int(v) for v in np.frombuffer(payload, "<u4", 3, pos))
     pos += 12
+    if len(payload) != pos + 5 * n_chars + 2 * n_strokes + 2 * n_points:
+        raise DataError(
+            f"tuner/synth/{MEDIANS_FILE} is truncated or damaged: reinstall tuner, or rebuild it "
+            "with tools/build_medians.py"
+        )
 
     def take(dtype: str, count: int) -> np.ndarray:
         nonlocal pos
