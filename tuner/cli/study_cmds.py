@@ -237,15 +237,7 @@ def _run_here(
         notify=lambda m: console.print(f"[dim]{m}[/dim]"),
     )
     _print_start(console, settings, done_before, data.base)
-    space = settings.space
-    view = LiveView(
-        settings.name,
-        space.objective.metric,
-        space.objective.direction == "maximize",
-        settings.total_trials,
-        done_before,
-        console=console,
-    )
+    view = LiveView.for_study(settings, done_before, console)
     with view if live else contextlib.nullcontext(view):
         outcome = run_study(settings, data, observers=[view], owns_parent_run=owns_parent_run)
     _print_outcome(console, settings, outcome.counts, outcome.ran, outcome.elapsed_s,
@@ -291,15 +283,7 @@ def _run_parallel(
     _print_start(console, settings, done_before, data.base, n_workers)
     log_dir = Path("tune-out") / settings.name / "workers"
     workers = launch_workers(settings, n_workers, log_dir, data=str(data.base.root))
-    space = settings.space
-    view = LiveView(
-        settings.name,
-        space.objective.metric,
-        space.objective.direction == "maximize",
-        settings.total_trials,
-        done_before,
-        console=console,
-    )
+    view = LiveView.for_study(settings, done_before, console)
     with view if live else contextlib.nullcontext(view):
         interrupted = watch_workers(workers, study, view.sync)
     used = budget_used(study)

@@ -15,6 +15,8 @@ from rich.text import Text
 if TYPE_CHECKING:
     import optuna
 
+    from tuner.study.orchestrate import StudySettings
+
 KEY_PARAMS = (
     "n_blocks",
     "filters_1",
@@ -87,6 +89,18 @@ class LiveView:
             get_renderable=self.render,
             refresh_per_second=2,
             transient=False,
+        )
+
+    @classmethod
+    def for_study(cls, settings: StudySettings, done_before: int, console: Console) -> LiveView:
+        objective = settings.space.objective
+        return cls(
+            settings.name,
+            objective.metric,
+            objective.direction == "maximize",
+            settings.total_trials,
+            done_before,
+            console=console,
         )
 
     def __enter__(self) -> LiveView:
