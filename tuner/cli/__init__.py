@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 
 import click
 
@@ -24,6 +25,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 # Over HTTP MLflow prints a "View run" link per run to stdout, which would break the live view.
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+
+def _listen_for_ctrl_c() -> None:
+    """Ctrl-C (SIGINT) stops a study cleanly, so it must reach us: a process started in the
+    background of a script inherits SIGINT as ignored, and Python then never raises
+    KeyboardInterrupt. Terminal Ctrl-C only reaches the foreground group, so this is safe."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _quiet_libraries() -> None:
@@ -44,6 +53,7 @@ def main() -> None:
     Start with:  tune run casia_cnn
     """
     _quiet_libraries()
+    _listen_for_ctrl_c()
 
 
 data.add_command(synth)

@@ -212,6 +212,22 @@ def _quiet_optuna() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     import_tensorflow_quietly()
+    _quiet_heartbeat_thread()
+
+
+def _quiet_heartbeat_thread() -> None:
+    """Optuna's heartbeat thread dies with a traceback when the database goes away; the worker
+    itself reports the outage in one line (and retries), so say nothing more here."""
+    import threading
+
+    default = threading.excepthook
+
+    def hook(args: Any) -> None:
+        if args.thread is not None and "_record_heartbeat" in args.thread.name:
+            return
+        default(args)
+
+    threading.excepthook = hook
 
 
 def _run_here(

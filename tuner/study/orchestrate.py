@@ -374,15 +374,17 @@ def _transient_storage_errors() -> tuple[type[BaseException], ...]:
 def _storage_cause(
     exc: BaseException, transient: tuple[type[BaseException], ...]
 ) -> BaseException | None:
-    """The storage error behind ``exc`` (itself, its cause or context), if there is one."""
+    """The storage error behind ``exc`` (itself, its cause or context), if there is one: the
+    deepest, which says what happened (Optuna's own wrapper only says a commit failed)."""
     seen: set[int] = set()
+    found: BaseException | None = None
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         if isinstance(current, transient):
-            return current
+            found = current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return None
+    return found
 
 
 def _work(
