@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import cpu_model  # bench/machine.py
 from PIL import Image, ImageDraw
 
 from tuner.data import cache as array_cache
@@ -80,16 +81,6 @@ def timed(work: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
         result = work()
         best = min(best, time.perf_counter() - started)
     return best, result
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def bench_split(

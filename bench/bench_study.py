@@ -51,6 +51,8 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from machine import cpu_model, load_average  # bench/machine.py
+
 from tuner.data.layout import Dataset, Split
 from tuner.data.preprocess import Preprocessing
 
@@ -88,16 +90,6 @@ TINY_PARAMS: dict[str, Any] = {
 # ------------------------------------------------------------------------------ machine
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def rss_bytes() -> int:
     """Resident memory of this process (psutil if installed, else /proc/self/status)."""
     try:
@@ -109,13 +101,6 @@ def rss_bytes() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
 
 
 def machine_rows() -> list[tuple[str, str]]:

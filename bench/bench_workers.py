@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from machine import cpu_model, load_average, nproc  # bench/machine.py
 
 TARGET = 1.3
 CLASSES = ["大", "天", "夫", "人", "口", "日", "月", "木"]
@@ -60,29 +61,6 @@ IMG_H, IMG_W = 32, 24
 
 
 # ------------------------------------------------------------------------------ machine
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def nproc() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
 
 
 def machine_rows() -> list[tuple[str, str]]:
