@@ -114,16 +114,22 @@ def _unreadable_folder(path: Path, exc: OSError) -> DataError:
     )
 
 
-def class_differences(expected: list[str], found: list[str]) -> str | None:
-    """``missing N: ...; extra N: ...`` when ``found`` is not the same set as ``expected``."""
+def class_differences(
+    expected: list[str],
+    found: list[str],
+    missing_label: str = "missing {n}:",
+    extra_label: str = "extra {n}:",
+) -> str | None:
+    """``missing N: ...; extra N: ...`` when ``found`` is not the same set as ``expected``
+    (the labels are formatted with ``n``, the count)."""
     have = set(found)
     missing = [c for c in expected if c not in have]
     extra = sorted(have - set(expected))
     parts = []
     if missing:
-        parts.append(f"missing {len(missing)}: {_listing(missing)}")
+        parts.append(f"{missing_label.format(n=len(missing))} {_listing(missing)}")
     if extra:
-        parts.append(f"extra {len(extra)}: {_listing(extra)}")
+        parts.append(f"{extra_label.format(n=len(extra))} {_listing(extra)}")
     return "; ".join(parts) or None
 
 
@@ -222,17 +228,11 @@ def read_class_order(root: str | Path, *, cache_dir: Path | None = None) -> list
     listed_path = root / CLASSES_FILE
     if listed_path.is_file():
         listed = _read_class_file(listed_path)
-        missing = [c for c in listed if c not in set(folders)]
-        unlisted = sorted(set(folders) - set(listed))
-        if missing or unlisted:
-            problems = []
-            if missing:
-                problems.append(f"no Train folder for {_listing(missing)}")
-            if unlisted:
-                problems.append(f"not listed: {_listing(unlisted)}")
+        problems = class_differences(listed, folders, "no Train folder for", "not listed:")
+        if problems:
             raise DataError(
                 f"{listed_path} does not match the class folders in {train} "
-                f"({'; '.join(problems)}): fix the file, or delete it to use sorted folder names"
+                f"({problems}): fix the file, or delete it to use sorted folder names"
             )
         return listed
     cached_path = array_cache.class_order_path(root, cache_dir)
@@ -262,16 +262,10 @@ def _check_same_classes(root: Path, classes: list[str], test_dir: Path) -> None:
             f"{test_dir} has no class folders: add Test/<class>/<n>.png for every class, or "
             "remove the empty Test folder"
         )
-    only_train = [c for c in classes if c not in set(test_folders)]
-    only_test = sorted(set(test_folders) - set(classes))
-    if only_train or only_test:
-        parts = []
-        if only_train:
-            parts.append(f"only in Train: {_listing(only_train)}")
-        if only_test:
-            parts.append(f"only in Test: {_listing(only_test)}")
+    differences = class_differences(classes, test_folders, "only in Train:", "only in Test:")
+    if differences:
         raise DataError(
-            f"Train and Test in {root} have different classes ({'; '.join(parts)}): give both "
+            f"Train and Test in {root} have different classes ({differences}): give both "
             "the same class folders"
         )
 
