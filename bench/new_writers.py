@@ -90,16 +90,42 @@ def by_writer(model: object, split: object) -> dict[str, float]:
     }
 
 
+# Starting points enqueued after the course CNN unless --no-recipes: configuration (2) as it is,
+# and (2) cropped to the ink with light augmentation. A user with new writers to read would
+# start a study from the best recipe they know; the study then searches around it.
+RECIPES = [
+    {"synth_ratio": 2.0, "synth_variety": 1.0},
+    {"synth_ratio": 2.0, "synth_variety": 1.0, "preprocess_crop_ink": True, "aug_shift": 0.05,
+     "aug_rotate": 0.02, "aug_zoom": 0.1, "aug_ink": 0.3},
+]  # fmt: skip
+
+
+def study_space(args: argparse.Namespace, out: Path) -> str:
+    """`casia_cnn` itself, or a copy of it with the recipes enqueued after the course CNN."""
+    if args.no_recipes:
+        return "casia_cnn"
+    import yaml
+
+    data = yaml.safe_load((ROOT / "search_spaces" / "casia_cnn.yaml").read_text("utf-8"))
+    course = data["enqueue"][0]
+    data["enqueue"] = [course, *({**course, **recipe} for recipe in RECIPES)]
+    path = out / "space" / "casia_cnn.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "# search_spaces/casia_cnn.yaml with bench/new_writers.py's RECIPES enqueued\n"
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), "utf-8")
+    return str(path)
+
+
 def run_study(args: argparse.Namespace, sample: Path, dev: Path, out: Path) -> dict[str, object]:
     """`tune run casia_cnn` validated on the dev writers; returns the best trial's record."""
     storage = f"sqlite:///{out / 'study.db'}"
     tracking = f"sqlite:///{out / 'mlruns' / 'mlflow.db'}"
     cmd = [
-        sys.executable, "-m", "tuner", "run", "casia_cnn", "--data", str(sample),
+        sys.executable, "-m", "tuner", "run", study_space(args, out), "--data", str(sample),
         "--val-data", str(dev), "--study-name", "new_writers", "--storage", storage,
         "--tracking-uri", tracking, "--n-trials", str(args.study_trials),
         "--timeout", str(args.study_minutes * 60), "--max-epochs", str(args.epochs),
-        "--seed", str(args.seed), "--no-live",
+        "--seed", str(args.seed), "--workers", str(args.workers), "--no-live",
     ]  # fmt: skip
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=False, env={**os.environ})
@@ -119,10 +145,13 @@ def main() -> None:
     parser.add_argument("--sample", type=Path,
                         default=ROOT.parent / "shared" / "data" / "casia-hwdb-sample")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "new_writers")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=20, help="max epochs, (1)-(3)")
     parser.add_argument("--synth-ratio", type=float, default=2.0)
     parser.add_argument("--study-minutes", type=float, default=60.0)
     parser.add_argument("--study-trials", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=2, help="study workers (processes)")
+    parser.add_argument("--no-recipes", action="store_true",
+                        help="plain casia_cnn: only the course CNN enqueued")  # fmt: skip
     parser.add_argument("--skip-study", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -99,6 +99,50 @@ def test_keep_aspect_pads_instead_of_stretching_and_ink_normalisation_stretches_
     assert kept.shape == stretched.shape == (20, 20)
 
 
+def test_crop_to_ink_removes_margins_so_the_character_fills_the_image() -> None:
+    # A character in the top-left quarter of a page with a transparent border, as some
+    # exported CASIA PNGs have.
+    page = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    ink = Image.new("RGBA", (10, 10), (255, 255, 255, 255))
+    ink.paste((0, 0, 0, 255), (2, 2, 8, 8))
+    page.paste(ink, (0, 0))
+    plain = prepare(page, Preprocessing(20, 20))
+    cropped = prepare(page, Preprocessing(20, 20, crop_to_ink=True))
+    assert (cropped < 128).mean() > 4 * (plain < 128).mean(), "the character fills the image"
+    assert cropped.shape == (20, 20)
+    blank = np.full((12, 9), 255, np.uint8)
+    assert np.array_equal(prepare(blank, Preprocessing(12, 9, crop_to_ink=True)), blank)
+    # Caches made before the option existed keep their key while it is off.
+    assert "crop_to_ink" not in Preprocessing().key()
+    assert Preprocessing(crop_to_ink=True).key()["crop_to_ink"] is True
+    assert Preprocessing.from_params({"preprocess_crop_ink": True}, Preprocessing()).crop_to_ink
+
+
+def test_affine_augmentation_moves_ink_as_asked_in_one_layer(tmp_path: Path) -> None:
+    import keras
+
+    from tuner.models.builder import _input_layers
+    from tuner.models.layers import RandomAffine
+
+    image = np.zeros((1, 21, 21, 1), np.float32)
+    image[0, 10, 10, 0] = 1.0
+    layer = RandomAffine(shift=0.2, seed=3)
+    moved = np.asarray(layer(np.repeat(image, 16, axis=0), training=True))
+    centres = [np.argwhere(m[..., 0] > m.max() * 0.99)[0] for m in moved]
+    offsets = np.abs(np.asarray(centres) - 10)
+    assert offsets.max() <= 5, "never shifted by more than 20% of 21 px"
+    assert offsets.max() >= 2, "some images moved"
+    assert np.allclose(np.asarray(layer(image, training=False)), image), "inference untouched"
+    keras.backend.clear_session()
+    affine = {"aug_shift": 0.1, "aug_rotate": 0.05, "aug_zoom": 0.1}
+    inputs, outputs = _input_layers(affine, (8, 8, 1))
+    model = keras.Model(inputs, outputs)
+    assert [layer.name for layer in model.layers if layer.name.startswith("aug")] == ["aug_affine"]
+    model.save(tmp_path / "model.keras")  # a logged model bundle loads again
+    loaded = keras.saving.load_model(tmp_path / "model.keras").get_layer("aug_affine")
+    assert isinstance(loaded, RandomAffine) and (loaded.shift, loaded.zoom) == (0.1, 0.1)
+
+
 def test_val_data_validates_on_another_dataset(tmp_path: Path) -> None:
     root = write_tiny_layout(tmp_path / "data")
     dev = write_tiny_layout(tmp_path / "dev", n_per_class=5, test_per_class=1)

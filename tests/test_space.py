@@ -94,6 +94,7 @@ def test_cnn_space_has_the_builders_param_names() -> None:
         "aug_darkness",
         "preprocess_keep_aspect",
         "preprocess_normalize_ink",
+        "preprocess_crop_ink",
         "synth_ratio",
         "synth_variety",
     }
@@ -148,6 +149,7 @@ def test_cnn_space_enqueues_the_course_cnn() -> None:
         "aug_darkness": 0.0,
         "preprocess_keep_aspect": False,
         "preprocess_normalize_ink": False,
+        "preprocess_crop_ink": False,
         "synth_ratio": 0.0,
     }
     # It is a complete, valid point of the space: Optuna replays it as the first trial.

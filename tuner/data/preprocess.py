@@ -25,9 +25,16 @@ class Preprocessing:
     keep_aspect: bool = False
     # Stretch each image's ink-to-paper range to full contrast (pens and scans differ).
     normalize_ink: bool = False
+    # Crop to the ink's bounding box first: scans and exports differ in how much paper (or
+    # transparent border) surrounds a character, and that margin shrinks the character.
+    crop_to_ink: bool = False
 
     def key(self) -> dict[str, Any]:
-        return asdict(self)
+        key = asdict(self)
+        # Added later: left out while off, so caches made before it stay valid.
+        if not self.crop_to_ink:
+            del key["crop_to_ink"]
+        return key
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], base: Preprocessing) -> Preprocessing:
@@ -36,6 +43,7 @@ class Preprocessing:
             base,
             keep_aspect=bool(params.get("preprocess_keep_aspect", base.keep_aspect)),
             normalize_ink=bool(params.get("preprocess_normalize_ink", base.normalize_ink)),
+            crop_to_ink=bool(params.get("preprocess_crop_ink", base.crop_to_ink)),
         )
 
 
@@ -61,10 +69,13 @@ def to_grayscale(img: Image.Image) -> Image.Image:
 
 def prepare(img: Image.Image | np.ndarray, pp: Preprocessing) -> np.ndarray:
     """One image as a (height, width) uint8 array: stretched to size as the course did, or
-    fitted with its aspect ratio kept; optionally with its ink contrast normalised."""
+    fitted with its aspect ratio kept; optionally cropped to its ink first and with its ink
+    contrast normalised."""
     if isinstance(img, np.ndarray):
         img = Image.fromarray(img)
     gray = to_grayscale(img)
+    if pp.crop_to_ink:
+        gray = crop_to_ink(gray)
     if pp.normalize_ink:
         gray = Image.fromarray(normalize_ink(np.asarray(gray, dtype=np.uint8)))
     if pp.keep_aspect:
@@ -72,6 +83,26 @@ def prepare(img: Image.Image | np.ndarray, pp: Preprocessing) -> np.ndarray:
     if gray.size != (pp.width, pp.height):
         gray = gray.resize((pp.width, pp.height), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return np.asarray(gray, dtype=np.uint8)
+
+
+def crop_to_ink(gray: Image.Image, margin: int = 2) -> Image.Image:
+    """The image cut to the bounding box of its ink plus ``margin`` pixels of paper.
+
+    Ink is what is clearly darker than the paper (the image's 95th percentile): at least a
+    quarter of the way from paper to the darkest pixel, so faint scanner noise is not ink. A
+    blank image is returned as it is.
+    """
+    arr = np.asarray(gray, dtype=np.uint8)
+    if arr.size == 0:
+        return gray
+    paper = float(np.percentile(arr, 95))
+    darkest = float(arr.min())
+    if paper - darkest < 16:  # nothing clearly darker than the paper
+        return gray
+    rows, cols = np.nonzero(arr < paper - 0.25 * (paper - darkest))
+    top, bottom = max(int(rows.min()) - margin, 0), min(int(rows.max()) + margin + 1, arr.shape[0])
+    left, right = max(int(cols.min()) - margin, 0), min(int(cols.max()) + margin + 1, arr.shape[1])
+    return gray.crop((left, top, right, bottom))
 
 
 def normalize_ink(arr: np.ndarray) -> np.ndarray:

@@ -59,7 +59,7 @@ def _input_layers(params: Mapping[str, Any], input_shape: tuple[int, int, int]) 
     """Input, ink-is-one rescaling and (training-only) augmentation."""
     import keras
 
-    from tuner.models.layers import InkDarkness, InkThickness
+    from tuner.models.layers import InkDarkness, InkThickness, RandomAffine
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Rescaling(-1.0 / 255.0, offset=1.0, name="ink")(inputs)
@@ -89,18 +89,8 @@ def _input_layers(params: Mapping[str, Any], input_shape: tuple[int, int, int]) 
             seed=seed,
             name="aug_elastic",
         )(x)
-    if shift > 0:
-        x = keras.layers.RandomTranslation(
-            shift, shift, fill_mode="constant", fill_value=0.0, seed=seed, name="aug_shift"
-        )(x)
-    if rotate > 0:
-        x = keras.layers.RandomRotation(
-            rotate, fill_mode="constant", fill_value=0.0, seed=seed, name="aug_rotate"
-        )(x)
-    if zoom > 0:
-        x = keras.layers.RandomZoom(
-            (-zoom, zoom), fill_mode="constant", fill_value=0.0, seed=seed, name="aug_zoom"
-        )(x)
+    if shift > 0 or rotate > 0 or zoom > 0:
+        x = RandomAffine(shift, rotate, zoom, seed=seed, name="aug_affine")(x)
     return inputs, x
 
 

@@ -1,10 +1,10 @@
 """The arrays one trial trains and validates on, given its sampled parameters.
 
 Most trials use the study's dataset as loaded. A space may also search the preprocessing
-(``preprocess_keep_aspect``, ``preprocess_normalize_ink``: the dataset re-read with those
-settings, through the array cache) and the synthetic writers mixed into training
-(``synth_ratio`` images per real image, ``synth_variety``). Each variant is built once per
-process and kept; validation and test splits are never mixed.
+(``preprocess_keep_aspect``, ``preprocess_normalize_ink``, ``preprocess_crop_ink``: the
+dataset re-read with those settings, through the array cache) and the synthetic writers mixed
+into training (``synth_ratio`` images per real image, ``synth_variety``). Each variant is built
+once per process and kept; validation and test splits are never mixed.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tuner.errors import DataError
 SEARCHED_DATA_PARAMS = (
     "preprocess_keep_aspect",
     "preprocess_normalize_ink",
+    "preprocess_crop_ink",
     "synth_ratio",
     "synth_variety",
 )
