@@ -34,7 +34,7 @@ def test_list_shows_the_shipped_spaces() -> None:
     assert "search_spaces/casia_cnn.yaml" in out
     assert "The course's baseline" in out
     lines = {line.split("│")[1].strip(): line for line in out.splitlines() if "│ casia" in line}
-    assert "30" in lines["casia_cnn"] and "2" in lines["casia_logistic"]
+    assert "31" in lines["casia_cnn"] and "2" in lines["casia_logistic"]
 
 
 def test_list_marks_a_broken_file_and_goes_on(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_show_cnn() -> None:
         "maximize val_accuracy",
         "max_epochs 12, patience 3, batch_size 64",
         "20 trials, 15m timeout",
-        "Parameters (30)",
+        "Parameters (31)",
         "n_blocks >= 3",
         "n_blocks >= 2 and pooling != none",
         "8, 16, 32, 64, 128",
