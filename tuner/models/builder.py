@@ -59,7 +59,7 @@ def _input_layers(params: Mapping[str, Any], input_shape: tuple[int, int, int]) 
     """Input, ink-is-one rescaling and (training-only) augmentation."""
     import keras
 
-    from tuner.models.layers import InkDarkness, InkThickness, RandomAffine
+    from tuner.models.layers import ElasticDistortion, InkDarkness, InkThickness, RandomAffine
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Rescaling(-1.0 / 255.0, offset=1.0, name="ink")(inputs)
@@ -80,15 +80,7 @@ def _input_layers(params: Mapping[str, Any], input_shape: tuple[int, int, int]) 
             contrast, value_range=(0.0, 1.0), seed=seed, name="aug_contrast"
         )(x)
     if elastic > 0:
-        x = keras.layers.RandomElasticTransform(
-            factor=1.0,
-            scale=elastic,
-            fill_mode="constant",
-            fill_value=0.0,
-            value_range=(0.0, 1.0),
-            seed=seed,
-            name="aug_elastic",
-        )(x)
+        x = ElasticDistortion(elastic, seed=seed, name="aug_elastic")(x)
     if shift > 0 or rotate > 0 or zoom > 0:
         x = RandomAffine(shift, rotate, zoom, seed=seed, name="aug_affine")(x)
     return inputs, x

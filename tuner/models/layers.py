@@ -26,8 +26,7 @@ class InkThickness(keras.layers.Layer):
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         if not training or self.strength <= 0:
             return inputs
-        thick = ops.max_pool(inputs, pool_size=3, strides=1, padding="same")
-        thin = -ops.max_pool(-inputs, pool_size=3, strides=1, padding="same")
+        thick, thin = _dilate_erode_3x3(inputs)
         batch = ops.shape(inputs)[0]
         amount = keras.random.uniform(
             (batch, 1, 1, 1), minval=-self.strength, maxval=self.strength, seed=self.seed_generator
@@ -42,6 +41,20 @@ class InkThickness(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "strength": self.strength, "seed": self.seed}
+
+
+def _dilate_erode_3x3(ink: Any) -> tuple[Any, Any]:
+    """3x3 grey dilation and erosion of (N, H, W, C) ink in [0, 1], as separable maxima and
+    minima of shifted slices: several times faster on CPU than two stride-1 max pools. The
+    border is padded with paper (0) for dilation and with full ink (1) for erosion, which
+    leaves both results as if the border were ignored."""
+    padded = ops.pad(ink, [[0, 0], [1, 1], [1, 1], [0, 0]], constant_values=0.0)
+    rows = ops.maximum(ops.maximum(padded[:, :, :-2], padded[:, :, 1:-1]), padded[:, :, 2:])
+    thick = ops.maximum(ops.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
+    padded = ops.pad(ink, [[0, 0], [1, 1], [1, 1], [0, 0]], constant_values=1.0)
+    rows = ops.minimum(ops.minimum(padded[:, :, :-2], padded[:, :, 1:-1]), padded[:, :, 2:])
+    thin = ops.minimum(ops.minimum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
+    return thick, thin
 
 
 @keras.saving.register_keras_serializable(package="tuner")
@@ -136,3 +149,63 @@ class RandomAffine(keras.layers.Layer):
             "zoom": self.zoom,
             "seed": self.seed,
         }
+
+
+@keras.saving.register_keras_serializable(package="tuner")
+class ElasticDistortion(keras.layers.Layer):
+    """Random smooth warps, as a hand wobbles (training only).
+
+    Each image gets a random displacement at a coarse grid of control points (4 x 3), of up to
+    ``strength`` x 12% of the image's height (vertically) and width (horizontally), scaled by a
+    random factor in [0, 1] per image; the grid is interpolated to every pixel and the image
+    resampled bilinearly, with paper (0) outside. One gather per corner on the flattened batch:
+    several times faster on CPU than Keras' RandomElasticTransform, whose Gaussian smoothing of
+    a full-resolution noise field dominated an augmented epoch.
+    """
+
+    GRID = (4, 3)
+    MAX_SHIFT = 0.12
+
+    def __init__(self, strength: float, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.strength = float(strength)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if not training or self.strength <= 0:
+            return inputs
+        _, height, width, channels = inputs.shape
+        batch = ops.shape(inputs)[0]
+        size = ops.convert_to_tensor([float(height), float(width)])
+        amount = keras.random.uniform((batch, 1, 1, 1), 0.0, 1.0, seed=self.seed_generator)
+        coarse = keras.random.uniform(
+            (batch, *self.GRID, 2), -1.0, 1.0, seed=self.seed_generator
+        ) * (amount * self.strength * self.MAX_SHIFT * size)
+        field = ops.image.resize(coarse, (height, width), interpolation="bilinear")
+        rows = ops.arange(height, dtype="float32")[None, :, None]
+        cols = ops.arange(width, dtype="float32")[None, None, :]
+        # Source positions in the image padded by one pixel of paper on top/left and two on
+        # bottom/right, clipped into that border so every corner index stays inside.
+        y = ops.clip(rows + field[..., 0], -1.0, float(height)) + 1.0
+        x = ops.clip(cols + field[..., 1], -1.0, float(width)) + 1.0
+        y0, x0 = ops.floor(y), ops.floor(x)
+        wy, wx = (y - y0)[..., None], (x - x0)[..., None]
+        pw = width + 3
+        flat = ops.reshape(
+            ops.pad(inputs, [[0, 0], [1, 2], [1, 2], [0, 0]], constant_values=0.0),
+            (-1, channels),
+        )
+        start = ops.arange(batch, dtype="int32")[:, None, None] * ((height + 3) * pw)
+        i00 = start + ops.cast(y0, "int32") * pw + ops.cast(x0, "int32")
+        v00, v01 = ops.take(flat, i00, axis=0), ops.take(flat, i00 + 1, axis=0)
+        v10, v11 = ops.take(flat, i00 + pw, axis=0), ops.take(flat, i00 + pw + 1, axis=0)
+        top = v00 + (v01 - v00) * wx
+        bottom = v10 + (v11 - v10) * wx
+        return top + (bottom - top) * wy
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "strength": self.strength, "seed": self.seed}
