@@ -183,3 +183,19 @@ def test_writers_by_number_makes_a_validation_split_that_shares_no_writer(tmp_pa
     assert data.train.writers is not None and data.val.writers is not None
     assert not set(data.train.writers) & set(data.val.writers)
     assert {f"n{Path(f).stem}" for f in data.val.files} == set(data.val.writers)
+
+
+def test_elastic_warp_and_ink_thickness_do_what_they_say() -> None:
+    from keras import ops
+
+    from tuner.models.layers import ElasticDistortion, _dilate_erode_3x3
+
+    ink = np.random.default_rng(0).random((4, 20, 15, 1)).astype(np.float32)
+    thick, thin = _dilate_erode_3x3(ink)
+    assert np.allclose(thick, ops.max_pool(ink, 3, 1, "same")), "3x3 dilation"
+    assert np.allclose(thin, -ops.max_pool(-ink, 3, 1, "same")), "3x3 erosion"
+    barely = np.asarray(ElasticDistortion(1e-6, seed=1)(ink, training=True))
+    assert np.abs(barely - ink).max() < 1e-3, "a vanishing warp leaves the image as it is"
+    warped = np.asarray(ElasticDistortion(0.5, seed=1)(ink, training=True))
+    assert warped.shape == ink.shape and not np.allclose(warped, ink)
+    assert warped.min() >= 0.0 and warped.max() <= 1.0, "interpolated ink stays in range"
