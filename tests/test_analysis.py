@@ -177,6 +177,21 @@ def test_scores_per_class_and_confusions() -> None:
     assert pairs[0].rate == pytest.approx(2 / 3)
 
 
+def test_accuracy_by_writer_worst_first() -> None:
+    from tuner.analysis.evaluate import per_writer_accuracy
+
+    labels = np.array([0, 1, 2, 0, 1, 2, 0])
+    predicted = np.array([0, 1, 2, 1, 1, 0, 0])
+    probs = np.full((7, 3), 0.1)
+    probs[np.arange(7), predicted] = 0.8
+    pred = Predictions.from_probs(probs, labels)
+    writers = np.array(["w1", "w1", "w1", "w2", "w2", "w2", ""], dtype=object)
+    rows = per_writer_accuracy(pred, writers)
+    assert [(r.writer, r.n, r.correct) for r in rows] == [("w2", 3, 1), ("w1", 3, 3)]
+    assert rows[0].accuracy == pytest.approx(1 / 3), "unknown writers ('') left out"
+    assert per_writer_accuracy(pred, None) == []
+
+
 class LogitsFromPixels:
     """Stands in for a Keras model: the first three pixels of an image are its logits."""
 
@@ -432,6 +447,18 @@ def test_cli_evaluate_export_predict_report(tiny_study: TinyStudy, tmp_path: Pat
                                   "--out", str(tmp_path / "e"), "--no-log"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "writer gap" in result.output and "test" in result.output
+
+    result = runner.invoke(main, ["evaluate", "tiny", *common, "--data", str(tiny_study.data),
+                                  "--out", str(tmp_path / "w"), "--no-log",
+                                  "--writers-by-number"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())  # rich wraps long lines
+    assert "writers, accuracy from" in said and "read worst: n" in said
+    assert png_ok(tmp_path / "w" / "accuracy_by_writer.png")
+    with (tmp_path / "w" / "per_writer.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sum(int(r["n"]) for r in rows) == 6 * len(CLASSES), "every test image counted once"
+    assert all(r["writer"].startswith("n") for r in rows), "writers from the file numbers"
 
     model = tmp_path / "m.keras"
     result = runner.invoke(main, ["export", "tiny", *common, "--out", str(model)])

@@ -81,6 +81,14 @@ class Confusion:
 
 
 @dataclass
+class WriterRow:
+    writer: str
+    n: int
+    correct: int
+    accuracy: float
+
+
+@dataclass
 class Evaluation:
     study: str
     trial: int
@@ -94,6 +102,7 @@ class Evaluation:
     files: dict[str, Path] = field(default_factory=dict)
     per_class: list[ClassRow] = field(default_factory=list)
     confusions: list[Confusion] = field(default_factory=list)
+    per_writer: list[WriterRow] = field(default_factory=list)  # worst first; [] if unknown
     logged_run_id: str | None = None
     log_problem: str | None = None
 
@@ -230,6 +239,40 @@ def per_class_accuracy(pred: Predictions, classes: Sequence[str]) -> list[ClassR
 
 
 # --- files ----------------------------------------------------------------------------------
+
+
+def per_writer_accuracy(pred: Predictions, writers: np.ndarray | None) -> list[WriterRow]:
+    """Accuracy on each writer's images, worst first; [] when no writer is known."""
+    if writers is None:
+        return []
+    right = pred.predicted == pred.labels
+    rows = []
+    for writer in sorted(set(writers.tolist()) - {""}):
+        mine = writers == writer
+        n, correct = int(mine.sum()), int(right[mine].sum())
+        rows.append(WriterRow(str(writer), n, correct, correct / n))
+    return sorted(rows, key=lambda r: (r.accuracy, r.writer))
+
+
+def write_writer_analysis(
+    out: Path, split: Split, pred: Predictions
+) -> tuple[dict[str, Path], list[WriterRow]]:
+    """per_writer.csv and accuracy_by_writer.png when the split's writers are known."""
+    rows = per_writer_accuracy(pred, split.writers)
+    if not rows:
+        return {}, rows
+    files = {
+        "per_writer": _write_csv(
+            out / "per_writer.csv",
+            ("writer", "n", "correct", "accuracy"),
+            [(r.writer, r.n, r.correct, f"{r.accuracy:.4f}") for r in rows],
+        ),
+        "accuracy_by_writer": plots.plot_accuracy_by_writer(
+            [r.writer for r in rows], [r.accuracy for r in rows], [r.n for r in rows],
+            out / "accuracy_by_writer.png",
+        ),
+    }  # fmt: skip
+    return files, rows
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
@@ -433,11 +476,13 @@ def evaluate_study(
     retrain: bool = False,
     seed: int = 0,
     log: bool = True,
+    writers_by_number: bool = False,
     notify: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Evaluate the study's best model on a test split, write the error analysis to ``out``
-    and log it to the study's MLflow parent run."""
-    from tuner.data.layout import DEFAULT_PREPROCESSING
+    and log it to the study's MLflow parent run. Accuracy by writer where writers are known
+    (writers.csv, or file numbers with ``writers_by_number``)."""
+    from tuner.data.layout import DEFAULT_PREPROCESSING, writers_from_numbers
     from tuner.models.artifacts import load_meta, preprocessing_of, save_bundle
 
     ctx = load_context(storage_url, study_name, tracking_uri)
@@ -457,10 +502,14 @@ def evaluate_study(
             model, meta, _ = load_best_model(ctx, Path(tmp))
             split = load_test_split(root, meta.classes, preprocessing_of(meta))
         pred = predict_split(model, split)
+    if writers_by_number:
+        split = writers_from_numbers(split)
     test = score(pred)
     val = recorded_val_accuracy(ctx)
     gap = val - test.accuracy if val is not None and test.n else None
     files, rows, confusions = write_error_analysis(out, split, pred, meta.classes)
+    writer_files, writer_rows = write_writer_analysis(out, split, pred)
+    files.update(writer_files)
     result = Evaluation(
         study=study_name,
         trial=ctx.best.number,
@@ -474,6 +523,7 @@ def evaluate_study(
         files=files,
         per_class=rows,
         confusions=confusions,
+        per_writer=writer_rows,
     )
     summary = {
         "study": study_name,
@@ -485,6 +535,8 @@ def evaluate_study(
         "test": asdict(test),
         "val_accuracy": val,
         "writer_gap": gap,
+        "writers": len(writer_rows),
+        "worst_writers": [asdict(r) for r in writer_rows[:10]],
     }
     files["metrics"] = out / "metrics.json"
     files["metrics"].write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")

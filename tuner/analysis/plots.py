@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 GRID_COLUMNS = 6
 GRID_MAX = 36
 LEAST_LEGIBLE = 30
+WRITERS_SHOWN = 80
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -63,6 +64,29 @@ def plot_least_legible(
                 fontsize=7,
                 color="#555555",
             )
+        ax.grid(axis="y", alpha=0.3)
+        return save(fig, path)
+
+
+def plot_accuracy_by_writer(
+    writers: Sequence[str], accuracy: Sequence[float], counts: Sequence[int], path: Path
+) -> Path:
+    """Bars of test accuracy per writer, worst first (the worst WRITERS_SHOWN when there are
+    more): which people the model still cannot read."""
+    order = np.argsort(np.asarray(accuracy, dtype=float), kind="stable")[:WRITERS_SHOWN]
+    labels = [writers[i] for i in order]
+    values = [float(accuracy[i]) for i in order]
+    with plot_style(labels):
+        fig = new_figure(max(6.0, 0.22 * len(labels) + 2), 4.0)
+        ax = fig.add_subplot()
+        ax.bar(range(len(labels)), values, color="#4f81bd")
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("test accuracy")
+        ax.set_xlabel("writer")
+        shown = f"{len(labels)} of {len(writers)}" if len(labels) < len(writers) else "all"
+        mean = float(np.average(accuracy, weights=counts)) if len(writers) else float("nan")
+        ax.set_title(f"accuracy by writer ({shown} writers, worst first; overall {mean:.0%})")
         ax.grid(axis="y", alpha=0.3)
         return save(fig, path)
 

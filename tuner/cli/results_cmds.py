@@ -35,6 +35,11 @@ OUT_TYPE = click.Path(file_okay=False, path_type=Path)
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --retrain.")
 @click.option("--log/--no-log", default=True, help="Log the files to the study's MLflow run.")
+@click.option(
+    "--writers-by-number",
+    is_flag=True,
+    help="Without writers.csv: file n.png in every class folder is writer n (the course layout).",
+)
 def evaluate(
     study_name: str,
     data_path: str | None,
@@ -44,12 +49,13 @@ def evaluate(
     retrain: bool,
     seed: int,
     log: bool,
+    writers_by_number: bool,
 ) -> None:
     """Evaluate STUDY_NAME's best model on the test split, with an error analysis.
 
     Shows test loss, accuracy and top-5 accuracy beside the validation accuracy (the gap is the
-    "writer gap"), the most confused pairs, and writes per-character accuracy, confusions and
-    plots of the mistakes to --out.
+    "writer gap"), the most confused pairs, the writers read worst (where writers are known),
+    and writes per-character and per-writer accuracy, confusions and plots to --out.
     """
     from rich.console import Console
     from rich.table import Table
@@ -67,6 +73,7 @@ def evaluate(
         retrain=retrain,
         seed=seed,
         log=log,
+        writers_by_number=writers_by_number,
         notify=lambda m: console.print(f"[dim]{m}[/dim]"),
     )
     model = "retrained best configuration" if result.retrained else "logged model"
@@ -95,6 +102,13 @@ def evaluate(
     worst = [r for r in result.per_class[:10] if r.accuracy < 1.0]
     if worst:
         console.print("least legible: " + "  ".join(f"{r.cls} {r.accuracy:.0%}" for r in worst))
+    if result.per_writer:
+        rows = result.per_writer
+        lowest, highest = rows[0].accuracy, rows[-1].accuracy
+        console.print(
+            f"{len(rows)} writers, accuracy from {lowest:.0%} to {highest:.0%}; read worst: "
+            + "  ".join(f"{r.writer} {r.accuracy:.0%}" for r in rows[:5])
+        )
     console.print(f"files in {result.out}")
     _print_logging(console, result.logged_run_id, result.log_problem, log)
 
