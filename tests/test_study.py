@@ -172,6 +172,39 @@ def test_ctrl_c_leaves_no_running_trial_and_the_same_command_resumes(
     assert resumed.ran == 2
 
 
+class SlowEpochs:
+    """Makes every epoch last at least ``seconds`` (a stand-in for a big model)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def trial_started(self, number: int, params: dict[str, Any]) -> None:
+        pass
+
+    def epoch_ended(self, number: int, epoch: int, logs: dict[str, float]) -> None:
+        import time
+
+        time.sleep(self.seconds)
+
+    def trial_finished(self, trial: Any) -> None:
+        pass
+
+
+def test_the_timeout_stops_a_running_trial_at_its_next_epoch_end(tmp_path: Path, data: Any) -> None:
+    # 60 epochs of at least 0.5 s, no early stop, no pruner: 30 s or more without a deadline.
+    space = write_tiny_space(tmp_path, epochs=60, patience=60)
+    s = settings_for(tmp_path, space, n_trials=3, seed=0, pruner="none", timeout=5.0)
+    outcome = run_study(s, data, observers=[SlowEpochs(0.5)])
+    trials = trials_of(s)
+    assert len(trials) == 1 and outcome.ran == 1, "no trial starts after the deadline"
+    stopped = trials[0]
+    assert stopped.state == TrialState.PRUNED and stopped.user_attrs["stopped_at_deadline"]
+    assert stopped.user_attrs["epochs"] < 60, "it stopped training at the deadline"
+    assert stopped.intermediate_values, "what it learned so far stays in the study"
+    run = MlflowClient(s.tracking_uri).get_run(stopped.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["tuner.state"] == "PRUNED"
+
+
 def test_reusing_a_study_name_with_another_space_is_refused(tmp_path: Path, data: Any) -> None:
     space = write_tiny_space(tmp_path, epochs=1)
     run_study(settings_for(tmp_path, space, n_trials=1), data)

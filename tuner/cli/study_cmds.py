@@ -77,7 +77,12 @@ def heartbeat_options(f: Any) -> Any:
 )
 @click.option("--seed", type=int, help="Seed for the sampler and the models (one worker).")
 @click.option("--n-trials", type=click.IntRange(min=1), help="Total trials the study should have.")
-@click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
+@click.option(
+    "--timeout",
+    type=float,
+    help="Seconds for this run: then no new trial starts, and a running one stops at the end "
+    "of its epoch (kept as pruned).",
+)
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Override the space's max epochs.")
 @click.option(
     "--workers",
@@ -156,7 +161,12 @@ def run(
 @click.option("--tracking-uri", help=TRACKING_HELP)
 @click.option("--data", "data_path", help="Dataset root on this machine (default: the study's).")
 @click.option("--seed", type=int, help="Seed for this worker's sampler and models.")
-@click.option("--timeout", type=float, help="Stop starting new trials after this many seconds.")
+@click.option(
+    "--timeout",
+    type=float,
+    help="Seconds for this run: then no new trial starts, and a running one stops at the end "
+    "of its epoch (kept as pruned).",
+)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for TensorFlow.")
 @heartbeat_options
 @click.option("--live/--no-live", default=True, help="Live trial table while it runs.")

@@ -405,6 +405,7 @@ def _work(
 
     timeout = settings.timeout if settings.timeout is not None else settings.space.budget.timeout
     deadline = time.monotonic() + timeout if timeout else None
+    runner.deadline = deadline
     transient = _transient_storage_errors()
     outage_since: float | None = None
     closed_at = -math.inf

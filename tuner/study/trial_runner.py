@@ -91,7 +91,9 @@ class TrialContext:
     verbose: int = 0
 
 
-def _epoch_callback(trial: optuna.Trial, ctx: TrialContext, run_id: str) -> Any:
+def _epoch_callback(
+    trial: optuna.Trial, ctx: TrialContext, run_id: str, deadline: float | None = None
+) -> Any:
     import keras
 
     metric = ctx.space.objective.metric
@@ -116,6 +118,12 @@ def _epoch_callback(trial: optuna.Trial, ctx: TrialContext, run_id: str) -> Any:
                 if trial.should_prune():
                     self.pruned_at = epoch + 1
                     self.model.stop_training = True
+            # The study's time is up: stop here rather than train on past the budget; the
+            # trial is kept as pruned, with the epochs it reported.
+            if deadline is not None and self.pruned_at is None and time.monotonic() >= deadline:
+                trial.set_user_attr("stopped_at_deadline", True)
+                self.pruned_at = epoch + 1
+                self.model.stop_training = True
 
     return EpochReporter()
 
@@ -125,6 +133,9 @@ class TrialRunner:
 
     def __init__(self, ctx: TrialContext) -> None:
         self.ctx = ctx
+        # time.monotonic() of the study's deadline (--timeout): a trial still training then
+        # stops at the end of its epoch. Set by the loop that runs the trials.
+        self.deadline: float | None = None
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         import optuna
@@ -224,7 +235,7 @@ class TrialRunner:
 
         training = ctx.space.training
         objective = ctx.space.objective
-        reporter = _epoch_callback(trial, ctx, run_id)
+        reporter = _epoch_callback(trial, ctx, run_id, self.deadline)
         stopper = keras.callbacks.EarlyStopping(
             monitor=objective.metric,
             mode="max" if objective.direction == "maximize" else "min",
