@@ -9,19 +9,29 @@ import numpy as np
 from keras import ops
 
 
-@keras.saving.register_keras_serializable(package="tuner")
-class InkThickness(keras.layers.Layer):
-    """Random pen thickness: each image is thickened (grey dilation) or thinned (erosion)
-    by a random amount up to ``strength``, as different pens and pressures do. Ink is 1.
-
-    Only active in training, like Keras' own random augmentation layers.
-    """
+class _SeededAugmentation(keras.layers.Layer):
+    """A training-only augmentation of one ``strength``, deterministic for its ``seed``."""
 
     def __init__(self, strength: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.strength = float(strength)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "strength": self.strength, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="tuner")
+class InkThickness(_SeededAugmentation):
+    """Random pen thickness: each image is thickened (grey dilation) or thinned (erosion)
+    by a random amount up to ``strength``, as different pens and pressures do. Ink is 1.
+
+    Only active in training, like Keras' own random augmentation layers.
+    """
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         if not training or self.strength <= 0:
@@ -35,12 +45,6 @@ class InkThickness(keras.layers.Layer):
         towards = ops.where(amount > 0, thick, thin)
         weight = ops.abs(amount)
         return inputs * (1.0 - weight) + towards * weight
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return input_shape
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "strength": self.strength, "seed": self.seed}
 
 
 def _dilate_erode_3x3(ink: Any) -> tuple[Any, Any]:
@@ -58,15 +62,9 @@ def _dilate_erode_3x3(ink: Any) -> tuple[Any, Any]:
 
 
 @keras.saving.register_keras_serializable(package="tuner")
-class InkDarkness(keras.layers.Layer):
+class InkDarkness(_SeededAugmentation):
     """Random ink darkness: each image's ink (1 = black) is scaled by a factor drawn from
     ``[1 - strength, 1]``, as light pencils and worn pens give; paper (0) stays paper."""
-
-    def __init__(self, strength: float, seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.strength = float(strength)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         if not training or self.strength <= 0:
@@ -76,12 +74,6 @@ class InkDarkness(keras.layers.Layer):
             (batch, 1, 1, 1), minval=1.0 - self.strength, maxval=1.0, seed=self.seed_generator
         )
         return inputs * factor
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return input_shape
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "strength": self.strength, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="tuner")
@@ -152,7 +144,7 @@ class RandomAffine(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tuner")
-class ElasticDistortion(keras.layers.Layer):
+class ElasticDistortion(_SeededAugmentation):
     """Random smooth warps, as a hand wobbles (training only).
 
     Each image gets a random displacement at a coarse grid of control points (4 x 3), of up to
@@ -165,12 +157,6 @@ class ElasticDistortion(keras.layers.Layer):
 
     GRID = (4, 3)
     MAX_SHIFT = 0.12
-
-    def __init__(self, strength: float, seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.strength = float(strength)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         if not training or self.strength <= 0:
@@ -203,9 +189,3 @@ class ElasticDistortion(keras.layers.Layer):
         top = v00 + (v01 - v00) * wx
         bottom = v10 + (v11 - v10) * wx
         return top + (bottom - top) * wy
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return input_shape
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "strength": self.strength, "seed": self.seed}
