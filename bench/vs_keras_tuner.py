@@ -3,6 +3,7 @@
     nice -n 10 .venv/bin/python bench/vs_keras_tuner.py                 # the full comparison
     .venv/bin/python bench/vs_keras_tuner.py --quick                    # a tiny end-to-end check
     .venv/bin/python bench/vs_keras_tuner.py --report-only              # redo table and plot
+    .venv/bin/python bench/vs_keras_tuner.py --out bench/results/vs_keras_tuner/600s --report-only
 
 (Keras Tuner is the optional ``bench`` extra: ``pip install -e '.[bench]'``.)
 
@@ -624,6 +625,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny: 4 classes, 30 s, 1 seed, 3 epochs")
     p.add_argument("--resume", action="store_true", help="keep finished runs in --out")
     p.add_argument("--report-only", action="store_true", help="only redo the outputs")
+    p.add_argument(
+        "--records",
+        type=Path,
+        help="also copy the small records (settings, trial events, test accuracies, results) "
+        "here, without the models: enough for --report-only, or, copied to a new --out, for "
+        "--resume to add runs",
+    )
     args = p.parse_args(argv)
     if args.quick:  # tiny settings, unless given explicitly
         for name, value in (("classes", 4), ("budget_s", 30.0), ("seeds", 1), ("max_epochs", 3)):
@@ -718,6 +726,25 @@ def main(argv: list[str] | None = None) -> None:
         out, runs, settings, margin=args.margin, our_default=OUR_DEFAULT
     )
     print(report)
+    if args.records:
+        print(f"records: {keep_records(out, args.records.resolve())}")
+
+
+def keep_records(out: Path, records: Path) -> Path:
+    """Copy what the report is made from (a few hundred KB) to ``records``: a folder to commit,
+    and to pass as --out with --report-only to redraw the report."""
+    names = ["settings.json", "test_accuracy.json", "results.md", "timeseries.csv", "runs.csv"]
+    for name in names:
+        if (out / name).is_file():
+            records.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(out / name, records / name)
+    for meta in sorted((out / "runs").glob("*/seed*/run.json")):
+        target = records / meta.parent.relative_to(out)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("run.json", "trials.jsonl"):
+            if (meta.parent / name).is_file():
+                shutil.copy2(meta.parent / name, target / name)
+    return records
 
 
 if __name__ == "__main__":

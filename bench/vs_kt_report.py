@@ -291,17 +291,51 @@ def _headline_lines(h: dict[str, Any] | None, labels: dict[str, str], margin: fl
 
     ratio = h["default_ratio"]
     verdict = "-" if ratio is None else ("meets" if ratio <= 0.5 else "misses")
-    return [
+    # Keras Tuner's time is censored at the budget when it never got there: its real time is
+    # longer, so the ratio measured is an upper bound on the real one.
+    bound = "<= " if h["kt_reached"] < n else ""
+    lines = [
         f"Target: validation accuracy >= {h['target']:.4f} (best of any run - {margin:.2f}).",
         "",
         f"* Best Keras Tuner configuration: **{labels[h['best_kt']]}**, median "
         f"{h['kt_time']:.0f} s ({reached(h['kt_reached'])}).",
         f"* Our default (`tune run`: {labels[h['default']]}): median {h['default_time']:.0f} s "
-        f"({reached(h['default_reached'])}). **Ratio {_fmt(ratio, 2)}** "
-        f"(goal <= 0.5: {verdict} it).",
+        f"({reached(h['default_reached'])}). **Ratio {bound}{_fmt(ratio, 2)}** "
+        f"(goal <= 0.5: {verdict} it{' as measured' if bound and verdict == 'misses' else ''}).",
         f"* Our fastest configuration here ({labels[h['best_ours']]}, picked after the fact): "
         f"median {h['best_ours_time']:.0f} s ({reached(h['best_ours_reached'])}), ratio "
-        f"{_fmt(h['best_ours_ratio'], 2)}.",
+        f"{bound}{_fmt(h['best_ours_ratio'], 2)}.",
+    ]
+    if h["kt_reached"] == 0:
+        lines.append(
+            "* No Keras Tuner run reached the target within its budget: its time counts as the "
+            "budget, less than it would really need, so the real ratio is lower than shown."
+        )
+    return lines
+
+
+def _match_kt_lines(
+    groups: dict[str, list[Run]], labels: dict[str, str], our_default: str
+) -> list[str]:
+    """Time to match the best validation accuracy any Keras Tuner run reached: a target every
+    Keras Tuner configuration can be timed on, whatever the best run of ours found."""
+    kt_best = max(
+        (v for g in groups.values() if g[0].side == "kt" for r in g if (v := r.best_value())),
+        default=None,
+    )
+    h = None if kt_best is None else headline(groups, kt_best, our_default)
+    if h is None:
+        return []
+    return [
+        "## Matching Keras Tuner's best",
+        "",
+        f"Target: validation accuracy >= {kt_best:.4f}, the best any Keras Tuner run reached.",
+        "",
+        f"* Best Keras Tuner configuration: {labels[h['best_kt']]}, median {h['kt_time']:.0f} s "
+        f"({h['kt_reached']}/{h['n_seeds']} seeds reached it).",
+        f"* Our default: median {h['default_time']:.0f} s ({h['default_reached']}/"
+        f"{len(groups[h['default']])} seeds reached it), **ratio {_fmt(h['default_ratio'], 2)}**.",
+        "",
     ]
 
 
@@ -346,6 +380,7 @@ def write_outputs(
         "",
         *_headline_lines(headline(groups, target, our_default), labels, margin),
         "",
+        *_match_kt_lines(groups, labels, our_default),
         "## Per configuration",
         "",
         f"Medians over seeds, [min-max] where there are several. Time to target "

@@ -6,11 +6,13 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.at_once import run_at_once
 from tuner.data import cache as array_cache
 from tuner.data.cache import STATS
 from tuner.data.layout import load_dataset, load_split
@@ -133,9 +135,8 @@ def test_write_is_atomic_and_leaves_no_temporary_files(
     images = _load(small_tree)  # the load itself goes on
     assert len(images) == 30
     assert STATS.write_errors == 1
-    assert list(array_cache.arrays_dir().iterdir()) == [
-        p for p in array_cache.arrays_dir().iterdir() if p.name.endswith(".classes.txt")
-    ]
+    left = [p.name for p in array_cache.arrays_dir().iterdir()]
+    assert not [n for n in left if not n.endswith((".classes.txt", ".lock"))], left
 
 
 def test_concurrent_writers_and_readers_only_ever_see_whole_entries(tmp_path: Path) -> None:
@@ -206,3 +207,22 @@ def test_big_entries_are_read_directly_and_still_checked(tmp_path: Path, damage:
     else:
         assert stored is None
         assert STATS.corrupt == 1
+
+
+def _load_in_another_process(start: Any, results: Any, root: str) -> None:
+    start.wait()
+    load_split(Path(root) / "Train", CLASSES, SMALL, workers=1)
+    results.put((STATS.writes, STATS.hits, STATS.misses))
+
+
+def test_processes_missing_the_same_entry_at_once_decode_it_once(small_tree: Path) -> None:
+    """One decodes and writes; the other waits on the build lock and reads (a hit)."""
+    assert run_at_once(_load_in_another_process, str(small_tree)) == [(0, 1, 0), (1, 0, 1)]
+    assert len(_entries()) == 1
+
+
+def test_clear_cache_removes_build_locks(small_tree: Path) -> None:
+    _load(small_tree)
+    assert list(array_cache.arrays_dir().glob("*.lock"))
+    array_cache.clear_cache()
+    assert not list(array_cache.arrays_dir().glob("*.lock"))

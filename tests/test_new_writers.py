@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.at_once import run_at_once
 from tests.tiny import CLASSES, tiny_dataset, write_tiny_layout
 from tuner.data.layout import DataWarning
 from tuner.data.mixing import mix_into, synthetic_pool
@@ -199,3 +201,17 @@ def test_elastic_warp_and_ink_thickness_do_what_they_say() -> None:
     warped = np.asarray(ElasticDistortion(0.5, seed=1)(ink, training=True))
     assert warped.shape == ink.shape and not np.allclose(warped, ink)
     assert warped.min() >= 0.0 and warped.max() <= 1.0, "interpolated ink stays in range"
+
+
+def _pool_in_another_process(start: Any, writes: Any, cache_dir: str) -> None:
+    from tuner.data import cache
+
+    start.wait()
+    synthetic_pool(CLASSES, 12, preprocessing=PP, seed=5, cache_dir=Path(cache_dir))
+    writes.put(cache.STATS.writes)
+
+
+def test_two_workers_wanting_the_same_pool_at_once_generate_it_once(tmp_path: Path) -> None:
+    """A study's workers start together: one draws the pool, the other waits and reads it."""
+    assert run_at_once(_pool_in_another_process, str(tmp_path)) == [0, 1]
+    assert len(list(tmp_path.glob("synth-*.npz"))) == 1

@@ -15,13 +15,31 @@ from optuna.trial import TrialState
 
 from tests.workers_util import PreparedStudy, prepare, wait_for
 from tuner.study.orchestrate import budget_used, display_state
-from tuner.study.workers import threads_per_worker
+from tuner.study.workers import threads_per_worker, worker_environment
 
 
 def test_threads_are_split_among_workers() -> None:
     assert threads_per_worker(2, cores=2) == 1
     assert threads_per_worker(4, cores=16) == 4
     assert threads_per_worker(8, cores=2) == 1
+
+
+def test_workers_get_one_gpu_each_round_robin_and_share_memory_when_they_outnumber_gpus() -> None:
+    def gpus_of(base: dict[str, str], n_workers: int, gpus: int) -> list[tuple[str, str | None]]:
+        envs = [
+            worker_environment(base, i, n_workers=n_workers, gpus=gpus) for i in range(n_workers)
+        ]
+        return [(e["CUDA_VISIBLE_DEVICES"], e.get("TF_FORCE_GPU_ALLOW_GROWTH")) for e in envs]
+
+    assert gpus_of({}, 2, 0) == [("", None), ("", None)], "no GPU: none visible, CPU threads"
+    assert gpus_of({}, 2, 2) == [("0", None), ("1", None)], "a GPU each: TF's defaults"
+    # More workers than GPUs: without growth the second worker on a GPU runs out of memory.
+    assert gpus_of({}, 3, 2) == [("0", "true"), ("1", "true"), ("0", "true")]
+    # The user's own selection is respected: only GPUs 5 and 7, or none at all.
+    assert gpus_of({"CUDA_VISIBLE_DEVICES": "5,7"}, 2, 8) == [("5", None), ("7", None)]
+    assert gpus_of({"CUDA_VISIBLE_DEVICES": ""}, 2, 8) == [("", None), ("", None)]
+    user_choice = {"TF_FORCE_GPU_ALLOW_GROWTH": "false"}
+    assert gpus_of(user_choice, 2, 1) == [("0", "false"), ("0", "false")]
 
 
 def finish(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:

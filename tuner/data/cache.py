@@ -6,9 +6,11 @@ mtime_ns), the class order and the preprocessing settings, so editing, adding or
 or changing the image size, gives a new name and a rebuild: nothing is ever invalidated in place.
 
 Entries are written to a temporary file in the same folder and moved into place with
-``os.replace``, so two processes filling the cache at once each leave a whole file, and a reader
-never sees half of one. A file that does not read back whole (truncated, bit rot: the zip's
-CRC catches it) counts as a miss and is rebuilt.
+``os.replace``, so a reader never sees half of one. Processes that miss the same entry at once
+(the workers of one study, started together) take turns on its build lock: one builds, the
+others wait and read what it wrote, instead of each decoding or generating the same arrays.
+A file that does not read back whole (truncated, bit rot: the zip's CRC catches it) counts as
+a miss and is rebuilt.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import tempfile
 import time
 import zipfile
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -42,6 +44,9 @@ _LOCAL_HEADER = struct.Struct("<4s5H3I2H")
 CACHE_FORMAT = 1
 _SUFFIX = ".npz"
 _TMP_SUFFIX = ".tmp"
+_LOCK_SUFFIX = ".lock"
+# A build lock held this long belongs to a stuck process: build without it rather than hang.
+_BUILD_LOCK_TIMEOUT_S = 1800.0
 # A temporary file this old belongs to a process that died mid-write.
 _STALE_TMP_SECONDS = 3600.0
 # <folder>-<path hash>-<settings hash>-<fingerprint>.npz; group 1 is all but the fingerprint.
@@ -168,6 +173,50 @@ def _read_stored_member(raw: io.BufferedReader, info: zipfile.ZipInfo) -> np.nda
     return data.view(dtype).reshape(shape, order="F" if fortran_order else "C")
 
 
+@contextlib.contextmanager
+def build_lock(path: Path, timeout_s: float = _BUILD_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the build lock of the entry at ``path`` (an OS file lock, released if the process
+    dies). After a miss, take it, then :func:`built_meanwhile`, and build only if that is None.
+    Where the lock cannot be had (read-only cache, timeout) the build goes on without it: the
+    atomic write keeps the entry whole either way, the lock only saves the duplicate work."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(path.with_name(path.name + _LOCK_SUFFIX), timeout=timeout_s)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except (OSError, Timeout) as exc:
+        logger.info("building %s without its build lock (%s)", path.name, exc)
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime_ns) of the file at ``path``, None if absent: tells a rewritten entry from
+    the one already read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
+def built_meanwhile(path: Path) -> dict[str, np.ndarray] | None:
+    """The entry at ``path`` if another process wrote it while this one waited for the build
+    lock, else None. Counted as a hit in place of the miss that led here."""
+    try:
+        arrays = _read_npz(path)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None
+    STATS.misses -= 1
+    STATS.hits += 1
+    return arrays
+
+
 def count_corrupt_entry() -> None:
     """For callers whose own checks on a read entry failed: turn the hit into a corrupt miss."""
     STATS.hits -= 1
@@ -209,8 +258,12 @@ def _prune_replaced(path: Path) -> None:
     with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
         for entry in entries:
             try:
-                if prefix and entry.name.endswith(_SUFFIX) and entry.name.startswith(prefix):
-                    if entry.name != path.name:
+                if (
+                    prefix
+                    and entry.name.endswith((_SUFFIX, _SUFFIX + _LOCK_SUFFIX))
+                    and entry.name.startswith(prefix)
+                ):
+                    if not entry.name.startswith(path.name):
                         os.unlink(entry.path)
                 elif (
                     entry.name.endswith(_TMP_SUFFIX)
@@ -262,12 +315,15 @@ def cache_info(cache_dir: Path | None = None) -> CacheInfo:
 
 
 def clear_cache(cache_dir: Path | None = None) -> int:
-    """Delete every cache entry (and temporary and class-order files); the number of entries."""
+    """Delete every cache entry (and temporary, lock and class-order files); the number of
+    entries."""
     directory = arrays_dir(cache_dir)
     removed = 0
     with contextlib.suppress(FileNotFoundError), os.scandir(directory) as found:
         for entry in found:
-            if entry.is_file() and entry.name.endswith((_SUFFIX, _TMP_SUFFIX, ".classes.txt")):
+            if entry.is_file() and entry.name.endswith(
+                (_SUFFIX, _TMP_SUFFIX, _LOCK_SUFFIX, ".classes.txt")
+            ):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
                     removed += entry.name.endswith(_SUFFIX)

@@ -444,35 +444,33 @@ def load_split(
     entry = array_cache.entry_path(directory, preprocessing, key, cache_dir)
     split: Split | None = None
     skipped: list[str] = []
+    rejected: tuple[int, int] | None = None  # the entry file found not to fit, if any
     if use_cache:
         stored = array_cache.read_entry(entry)
         if stored is not None:
             loaded = _split_from_entry(stored, preprocessing, len(listing))
             if loaded is None:
                 array_cache.count_corrupt_entry()
+                rejected = array_cache.file_identity(entry)
                 logger.warning("cache entry %s does not fit its sources; rebuilding it", entry.name)
             else:
                 split, skipped = loaded
                 logger.info("%s: %d images from the cache", directory, len(split))
     if split is None:
-        started = time.perf_counter()
-        split, skipped = _decode_split(root, listing, preprocessing, workers)
-        logger.info(
-            "%s: decoded %d images in %.1f s",
-            directory,
-            len(listing),
-            time.perf_counter() - started,
-        )
-        if use_cache:
-            array_cache.write_entry(
-                entry,
-                {
-                    "images": split.images,
-                    "labels": split.labels,
-                    "files": np.array(split.files, dtype=str),
-                    "skipped": np.array(skipped, dtype=str),
-                },
-            )
+        # Workers started together miss together: one decodes, the others wait and read it.
+        with array_cache.build_lock(entry) if use_cache else contextlib.nullcontext():
+            written_meanwhile = use_cache and array_cache.file_identity(entry) != rejected
+            stored = array_cache.built_meanwhile(entry) if written_meanwhile else None
+            if stored is not None:
+                loaded = _split_from_entry(stored, preprocessing, len(listing))
+                if loaded is None:
+                    array_cache.count_corrupt_entry()
+                else:
+                    split, skipped = loaded
+            if split is None:
+                split, skipped = _decode_and_store(
+                    root, directory, listing, preprocessing, workers, entry if use_cache else None
+                )
     if skipped:
         _unreadable_warning(directory, skipped)
     counts = np.bincount(split.labels, minlength=len(classes))
@@ -502,6 +500,36 @@ def _split_from_entry(
     ):
         return None
     return Split(images, labels.astype(np.int32, copy=False), None, files), skipped
+
+
+def _decode_and_store(
+    root: Path,
+    directory: Path,
+    listing: list[tuple[int, str, int, int]],
+    preprocessing: Preprocessing,
+    workers: int | None,
+    entry: Path | None,
+) -> tuple[Split, list[str]]:
+    """Decode a split's images and, with a cache ``entry``, store them there."""
+    started = time.perf_counter()
+    split, skipped = _decode_split(root, listing, preprocessing, workers)
+    logger.info(
+        "%s: decoded %d images in %.1f s",
+        directory,
+        len(listing),
+        time.perf_counter() - started,
+    )
+    if entry is not None:
+        array_cache.write_entry(
+            entry,
+            {
+                "images": split.images,
+                "labels": split.labels,
+                "files": np.array(split.files, dtype=str),
+                "skipped": np.array(skipped, dtype=str),
+            },
+        )
+    return split, skipped
 
 
 def _decode_split(

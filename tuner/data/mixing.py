@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuner.data.cache import arrays_dir, read_entry, write_entry
+from tuner.data.cache import arrays_dir, build_lock, built_meanwhile, read_entry, write_entry
 from tuner.data.layout import DataWarning, Split
 from tuner.data.preprocess import Preprocessing, prepare
 
@@ -77,14 +77,21 @@ def synthetic_pool(
     if not drawable:
         empty = np.zeros((0, preprocessing.height, preprocessing.width), np.uint8)
         return SyntheticPool(empty, np.zeros(0, np.int32), np.zeros(0, np.int64), missing)
-    from tuner.synth.generate import synth_images
+    # A study's workers start together and want the same pool: one draws it, the others wait.
+    with build_lock(path):
+        stored = built_meanwhile(path)
+        if stored is not None:
+            return SyntheticPool(stored["images"], stored["labels"], stored["writers"], missing)
+        from tuner.synth.generate import synth_images
 
-    writer_ids = list(range(MIX_WRITER_BASE, MIX_WRITER_BASE + writers_per_class))
-    raw, drawable_labels, writers = synth_images(drawable, writer_ids, seed=seed, variety=variety)
-    index = {c: i for i, c in enumerate(classes)}
-    labels = np.asarray([index[drawable[i]] for i in drawable_labels], dtype=np.int32)
-    images = np.stack([prepare(img, preprocessing) for img in raw])
-    write_entry(path, {"images": images, "labels": labels, "writers": writers})
+        writer_ids = list(range(MIX_WRITER_BASE, MIX_WRITER_BASE + writers_per_class))
+        raw, drawable_labels, writers = synth_images(
+            drawable, writer_ids, seed=seed, variety=variety
+        )
+        index = {c: i for i, c in enumerate(classes)}
+        labels = np.asarray([index[drawable[i]] for i in drawable_labels], dtype=np.int32)
+        images = np.stack([prepare(img, preprocessing) for img in raw])
+        write_entry(path, {"images": images, "labels": labels, "writers": writers})
     return SyntheticPool(images, labels, np.asarray(writers, dtype=np.int64), missing)
 
 

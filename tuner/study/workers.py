@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,6 +98,28 @@ def worker_command(
     return cmd
 
 
+def worker_environment(
+    base: Mapping[str, str], index: int, *, n_workers: int, gpus: int
+) -> dict[str, str]:
+    """The environment of worker ``index`` (from 0): one GPU, round robin, or none. The GPUs
+    are the machine's ``gpus``, or those the user's own CUDA_VISIBLE_DEVICES names."""
+    # Launched workers exit at once when done (see `tune worker`): every write is committed.
+    env = {**base, FAST_EXIT_ENV: "1"}
+    if "CUDA_VISIBLE_DEVICES" in base:
+        devices = [d.strip() for d in base["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()]
+    else:
+        devices = [str(g) for g in range(gpus)]
+    if not devices:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        return env
+    env["CUDA_VISIBLE_DEVICES"] = devices[index % len(devices)]
+    if n_workers > len(devices):
+        # TensorFlow takes nearly all of a GPU's memory up front: a second worker on the same
+        # GPU would fail with out-of-memory. Growing on demand lets them share it.
+        env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    return env
+
+
 def launch_workers(
     settings: StudySettings, n_workers: int, log_dir: Path, *, data: str | None = None
 ) -> list[WorkerProcess]:
@@ -107,12 +129,7 @@ def launch_workers(
     gpus = gpu_count()
     workers = []
     for i in range(n_workers):
-        # Launched workers exit at once when done (see `tune worker`): every write is committed.
-        env = {**os.environ, FAST_EXIT_ENV: "1"}
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = str(i % gpus)  # one GPU each
-        else:
-            env["CUDA_VISIBLE_DEVICES"] = ""
+        env = worker_environment(os.environ, i, n_workers=n_workers, gpus=gpus)
         seed = settings.seed + i if settings.seed is not None else None
         log = log_dir / f"worker-{i + 1}.log"
         with log.open("wb") as out:
