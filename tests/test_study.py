@@ -136,21 +136,28 @@ def test_a_trial_that_raises_is_failed_with_its_reason_and_the_study_goes_on(
     assert "too small" in run.data.tags["tuner.fail_reason"]
 
 
-class InterruptAtEpoch:
-    """Acts like Ctrl-C in the middle of a trial's training."""
-
-    def __init__(self, trial: int) -> None:
-        self.trial = trial
+class EpochHook:
+    """A trial observer that acts at the end of each epoch only (see ``epoch_ended``)."""
 
     def trial_started(self, number: int, params: dict[str, Any]) -> None:
         pass
 
     def epoch_ended(self, number: int, epoch: int, logs: dict[str, float]) -> None:
-        if number == self.trial:
-            raise KeyboardInterrupt
+        pass
 
     def trial_finished(self, trial: Any) -> None:
         pass
+
+
+class InterruptAtEpoch(EpochHook):
+    """Acts like Ctrl-C in the middle of a trial's training."""
+
+    def __init__(self, trial: int) -> None:
+        self.trial = trial
+
+    def epoch_ended(self, number: int, epoch: int, logs: dict[str, float]) -> None:
+        if number == self.trial:
+            raise KeyboardInterrupt
 
 
 def test_ctrl_c_leaves_no_running_trial_and_the_same_command_resumes(
@@ -172,22 +179,16 @@ def test_ctrl_c_leaves_no_running_trial_and_the_same_command_resumes(
     assert resumed.ran == 2
 
 
-class SlowEpochs:
+class SlowEpochs(EpochHook):
     """Makes every epoch last at least ``seconds`` (a stand-in for a big model)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def trial_started(self, number: int, params: dict[str, Any]) -> None:
-        pass
-
     def epoch_ended(self, number: int, epoch: int, logs: dict[str, float]) -> None:
         import time
 
         time.sleep(self.seconds)
-
-    def trial_finished(self, trial: Any) -> None:
-        pass
 
 
 def test_the_timeout_stops_a_running_trial_at_its_next_epoch_end(tmp_path: Path, data: Any) -> None:

@@ -442,35 +442,29 @@ def load_split(
 
     key = array_cache.fingerprint(((rel, s, m) for _, rel, s, m in listing), preprocessing, classes)
     entry = array_cache.entry_path(directory, preprocessing, key, cache_dir)
-    split: Split | None = None
-    skipped: list[str] = []
-    rejected: tuple[int, int] | None = None  # the entry file found not to fit, if any
-    if use_cache:
-        stored = array_cache.read_entry(entry)
-        if stored is not None:
-            loaded = _split_from_entry(stored, preprocessing, len(listing))
-            if loaded is None:
-                array_cache.count_corrupt_entry()
-                rejected = array_cache.file_identity(entry)
-                logger.warning("cache entry %s does not fit its sources; rebuilding it", entry.name)
-            else:
-                split, skipped = loaded
-                logger.info("%s: %d images from the cache", directory, len(split))
-    if split is None:
+
+    def fitting(stored: dict[str, np.ndarray] | None) -> tuple[Split, list[str]] | None:
+        """A cache entry's arrays as this split; None (counted as corrupt) where they do not fit."""
+        loaded = None if stored is None else _split_from_entry(stored, preprocessing, len(listing))
+        if stored is not None and loaded is None:
+            array_cache.count_corrupt_entry()
+            logger.warning("cache entry %s does not fit its sources; rebuilding it", entry.name)
+        return loaded
+
+    loaded = fitting(array_cache.read_entry(entry)) if use_cache else None
+    if loaded is not None:
+        logger.info("%s: %d images from the cache", directory, len(loaded[0]))
+    else:
+        rejected = array_cache.file_identity(entry)  # the file just read, if any
         # Workers started together miss together: one decodes, the others wait and read it.
         with array_cache.build_lock(entry) if use_cache else contextlib.nullcontext():
-            written_meanwhile = use_cache and array_cache.file_identity(entry) != rejected
-            stored = array_cache.built_meanwhile(entry) if written_meanwhile else None
-            if stored is not None:
-                loaded = _split_from_entry(stored, preprocessing, len(listing))
-                if loaded is None:
-                    array_cache.count_corrupt_entry()
-                else:
-                    split, skipped = loaded
-            if split is None:
-                split, skipped = _decode_and_store(
+            if use_cache and array_cache.file_identity(entry) != rejected:
+                loaded = fitting(array_cache.built_meanwhile(entry))
+            if loaded is None:
+                loaded = _decode_and_store(
                     root, directory, listing, preprocessing, workers, entry if use_cache else None
                 )
+    split, skipped = loaded
     if skipped:
         _unreadable_warning(directory, skipped)
     counts = np.bincount(split.labels, minlength=len(classes))
