@@ -86,9 +86,22 @@ def test_a_worker_rides_out_a_short_database_outage(tmp_path: Path, postgres_url
     set_connections(server, database, allowed=False)
     time.sleep(6)
     set_connections(server, database, allowed=True)
-    worker.wait(timeout=900)
-    assert worker.returncode == 0, (tmp_path / "outage.log").read_text()
+    try:
+        worker.wait(timeout=900)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+    assert worker.returncode == 0, what_happened(prep, tmp_path / "outage.log")
     assert completed(prep) == 4, "it resumed and finished; nothing recorded was lost"
+
+
+def what_happened(prep, log: Path) -> str:  # type: ignore[no-untyped-def]
+    """For a failure message: the worker's log tail and every trial's state and reason."""
+    trials = [
+        f"{t.number} {t.state.name} {t.user_attrs.get('fail_reason', '')}"
+        for t in prep.study().get_trials()
+    ]
+    return "\n".join([*log.read_text(errors="replace").splitlines()[-40:], *trials])
 
 
 @pytest.mark.postgres

@@ -387,6 +387,16 @@ def _storage_cause(
     return found
 
 
+class _LastTrialState:
+    """Optuna callback: the state of the last trial this worker finished."""
+
+    def __init__(self) -> None:
+        self.state: optuna.trial.TrialState | None = None
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.state = trial.state
+
+
 def _work(
     study: optuna.Study,
     settings: StudySettings,
@@ -408,6 +418,8 @@ def _work(
     runner.deadline = deadline
     transient = _transient_storage_errors()
     outage_since: float | None = None
+    last_error_at = -math.inf
+    last = _LastTrialState()
     closed_at = -math.inf
     while True:
         try:
@@ -429,8 +441,12 @@ def _work(
                 time.sleep(1.0)
                 continue
             # No gc_after_trial: the next trial's clear_session collects anyway.
-            study.optimize(runner, n_trials=1, callbacks=callbacks, catch=(Exception,))
-            outage_since = None
+            last.state = None
+            study.optimize(runner, n_trials=1, callbacks=[*callbacks, last], catch=(Exception,))
+            if last.state in (TrialState.COMPLETE, TrialState.PRUNED):
+                # Only a trial that got somewhere ends an outage: a storage error that comes
+                # back between failed trials must still run out the patience, not loop forever.
+                outage_since = None
         except Exception as exc:
             # Optuna can surface a lost connection as another error (an UnboundLocalError in
             # its own clean-up, chained to the storage error); look down the chain.
@@ -438,7 +454,9 @@ def _work(
             if lost is None:
                 raise
             now = time.monotonic()
-            outage_since = outage_since or now
+            if outage_since is None or now - last_error_at > settings.storage_patience_s:
+                outage_since = now  # a new outage (not one resumed between failed trials)
+            last_error_at = now
             if now - outage_since > settings.storage_patience_s:
                 reason = str(getattr(lost, "orig", lost)).strip().splitlines()[0]
                 raise StorageError(
