@@ -695,8 +695,11 @@ def main(argv: list[str] | None = None) -> None:
             "ctx": ctx,
             "started_at": dt.datetime.now().isoformat(timespec="seconds"),
         }
+        if args.resume and settings_file.is_file():
+            settings = merged_settings(json.loads(settings_file.read_text("utf-8")), settings)
+            ctx = settings["ctx"]
         settings_file.write_text(json.dumps(settings, indent=1, ensure_ascii=False), "utf-8")
-        chosen = [c for c in ORDER if c in ctx["configs"]]
+        chosen = [c for c in ORDER if c in args.configs.split(",")]
         schedule = []
         for i, seed in enumerate(seeds):
             order = chosen if i % 2 == 0 else chosen[::-1]
@@ -728,6 +731,36 @@ def main(argv: list[str] | None = None) -> None:
     print(report)
     if args.records:
         print(f"records: {keep_records(out, args.records.resolve())}")
+
+
+#: What must be the same for runs to be compared in one report.
+SAME_FOR_ALL_RUNS = ("budget", "max_epochs", "patience", "enqueue", "with_mixing", "data_info")
+
+
+def merged_settings(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """Settings of a folder that ``--resume`` adds runs to (other configurations, more seeds):
+    the first command stays, later ones are listed, configurations and seeds are the union.
+    Runs measured under other settings (budget, epochs, data, ...) would not compare, so
+    resuming into such a folder is refused."""
+    old_ctx, new_ctx = before["ctx"], now["ctx"]
+    differ = [k for k in SAME_FOR_ALL_RUNS if old_ctx.get(k) != new_ctx.get(k)]
+    if differ:
+        raise SystemExit(
+            f"--resume: {', '.join(differ)} differ from the runs already in this folder "
+            f"({', '.join(f'{k}={old_ctx.get(k)!r}' for k in differ)}); use another --out"
+        )
+    merged = dict(before)
+    merged["ctx"] = {
+        **new_ctx,
+        "configs": [c for c in ORDER if c in {*old_ctx["configs"], *new_ctx["configs"]}],
+        "seeds": sorted({*old_ctx["seeds"], *new_ctx["seeds"]}),
+        "renderer_at_start": old_ctx.get("renderer_at_start"),
+    }
+    merged["later_commands"] = [
+        *before.get("later_commands", []),
+        {"command": now["command"], "started_at": now["started_at"], "versions": now["versions"]},
+    ]
+    return merged
 
 
 def keep_records(out: Path, records: Path) -> Path:

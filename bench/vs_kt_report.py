@@ -363,6 +363,10 @@ def write_outputs(
         "",
         f"Command: `{settings['command']}`",
         "",
+        *[
+            f"Runs added later (`--resume`, {later['started_at']}): `{later['command']}`\n"
+            for later in settings.get("later_commands", [])
+        ],
         f"Machine: nproc {machine['nproc']}, CPU {machine['cpu_model']}, "
         f"{machine['memory_gb']} GB RAM, Python {machine['python']}; shared with other jobs "
         f"(1-minute load average per run in runs.csv). Versions: "
@@ -373,7 +377,8 @@ def write_outputs(
         f"(max_epochs {ctx['max_epochs']}, patience {ctx['patience']}, "
         f"{'with' if ctx.get('enqueue') else 'without'} the enqueued course CNN, "
         f"{'with' if ctx.get('with_mixing') else 'without'} searched synthetic mixing). "
-        f"Budget {ctx['budget']:.0f} s per run, seeds {ctx['seeds']}. "
+        f"Budget {ctx['budget']:.0f} s per run, seeds {ctx['seeds']} (runs per configuration: "
+        "the 'reached' column). "
         f"Started {settings.get('started_at', '?')}, finished {settings.get('finished_at', '?')}.",
         "",
         "## Headline",

@@ -79,9 +79,13 @@ def make_sampler(name: str, seed: int | None = None) -> optuna.samplers.BaseSamp
 def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
     import optuna
 
+    from tuner.study.pruners import SlowTrialPruner
+
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        # Compares trials epoch by epoch; the guard adds wall time (tuner/study/pruners.py).
+        return SlowTrialPruner(optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
     if name == "hyperband":
+        # Unwrapped: Optuna's samplers look for a HyperbandPruner itself (its brackets).
         return optuna.pruners.HyperbandPruner(
             min_resource=1, max_resource=max(max_epochs, 1), reduction_factor=3
         )

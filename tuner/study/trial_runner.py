@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from tuner.study.trial_data import TrialData
     from tuner.tracking.mlflow_tracker import Tracker
 
+#: How often a trial asks a pruner that looks at time whether to stop, within an epoch.
+WITHIN_EPOCH_CHECK_S = 5.0
 EPOCH_METRICS = (
     "loss",
     "accuracy",
@@ -104,7 +106,34 @@ def _epoch_callback(
         def __init__(self) -> None:
             super().__init__()
             self.pruned_at: int | None = None
+            self.pruned_because: str | None = None
             self.epochs_run = 0
+            # Optuna prunes single-objective studies only; a multi-objective one trains on.
+            self.prunable = not ctx.space.multi_objective
+            # A pruner that looks at time (pruners.SlowTrialPruner) is asked within epochs too.
+            self.within_epochs = self.prunable and getattr(
+                trial.study.pruner, "checks_within_epochs", False
+            )
+            self.checked_at = time.monotonic()
+
+        def _prune(self, epoch: int) -> None:
+            self.pruned_at = epoch
+            self.pruned_because = getattr(trial.study.pruner, "last_reason", None)
+            self.model.stop_training = True
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            if self.pruned_at is not None:
+                return
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:  # not a whole slow epoch past it
+                self._stop_at_deadline(self.epochs_run + 1)
+                return
+            if not self.within_epochs:
+                return
+            if now - self.checked_at >= WITHIN_EPOCH_CHECK_S:
+                self.checked_at = now
+                if trial.should_prune():  # Keras stops after this batch
+                    self._prune(self.epochs_run + 1)
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             logs = {k: float(v) for k, v in (logs or {}).items() if k in EPOCH_METRICS}
@@ -112,18 +141,21 @@ def _epoch_callback(
             ctx.tracker.log_metrics(run_id, logs, step=epoch + 1)
             for observer in ctx.observers:
                 observer.epoch_ended(trial.number, epoch + 1, logs)
-            # Optuna prunes single-objective studies only; a multi-objective one trains on.
-            if not ctx.space.multi_objective and metric in logs and math.isfinite(logs[metric]):
+            stopped_within = self.pruned_at is not None  # its metrics are of part of an epoch
+            if self.prunable and not stopped_within and math.isfinite(logs.get(metric, math.nan)):
                 trial.report(logs[metric], epoch + 1)
+                self.checked_at = time.monotonic()
                 if trial.should_prune():
-                    self.pruned_at = epoch + 1
-                    self.model.stop_training = True
+                    self._prune(epoch + 1)
             # The study's time is up: stop here rather than train on past the budget; the
             # trial is kept as pruned, with the epochs it reported.
             if deadline is not None and self.pruned_at is None and time.monotonic() >= deadline:
-                trial.set_user_attr("stopped_at_deadline", True)
-                self.pruned_at = epoch + 1
-                self.model.stop_training = True
+                self._stop_at_deadline(epoch + 1)
+
+        def _stop_at_deadline(self, epoch: int) -> None:
+            trial.set_user_attr("stopped_at_deadline", True)
+            self.pruned_at = epoch
+            self.model.stop_training = True
 
     return EpochReporter()
 
@@ -134,7 +166,7 @@ class TrialRunner:
     def __init__(self, ctx: TrialContext) -> None:
         self.ctx = ctx
         # time.monotonic() of the study's deadline (--timeout): a trial still training then
-        # stops at the end of its epoch. Set by the loop that runs the trials.
+        # stops after its current batch. Set by the loop that runs the trials.
         self.deadline: float | None = None
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
@@ -157,7 +189,7 @@ class TrialRunner:
             observer.trial_started(trial.number, params)
         try:
             data = ctx.trial_data.dataset(params) if ctx.trial_data else ctx.data
-            model, value, epochs, pruned_at = self._fit(trial, params, run_id, data)
+            model, value, epochs, pruned_at, pruned_because = self._fit(trial, params, run_id, data)
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:
@@ -171,7 +203,11 @@ class TrialRunner:
             raise
         trial.set_user_attr("epochs", epochs)
         if pruned_at is not None:
-            self._close(run_id, "FINISHED", "PRUNED", started, {"tuner.pruned_at_epoch": pruned_at})
+            tags: dict[str, Any] = {"tuner.pruned_at_epoch": pruned_at}
+            if pruned_because:
+                trial.set_user_attr("pruned_because", pruned_because)
+                tags["tuner.pruned_because"] = pruned_because
+            self._close(run_id, "FINISHED", "PRUNED", started, tags)
             raise optuna.TrialPruned(f"pruned at epoch {pruned_at}")
         self._log_model(model, trial.number, params, run_id, data)
         extras = {
@@ -213,7 +249,7 @@ class TrialRunner:
 
     def _fit(
         self, trial: optuna.Trial, params: dict[str, Any], run_id: str, data: Dataset
-    ) -> tuple[Any, float, int, int | None]:
+    ) -> tuple[Any, float, int, int | None, str | None]:
         import keras
 
         from tuner.models.builder import build_model
@@ -256,7 +292,7 @@ class TrialRunner:
         if not values:
             raise RuntimeError(f"training produced no finite {objective.metric}")
         best = max(values) if objective.direction == "maximize" else min(values)
-        return model, float(best), reporter.epochs_run, reporter.pruned_at
+        return model, float(best), reporter.epochs_run, reporter.pruned_at, reporter.pruned_because
 
     def _log_model(
         self,
