@@ -18,7 +18,7 @@ from tests.test_study import EpochHook, settings_for, trials_of
 from tests.tiny import tiny_dataset, write_tiny_space
 from tuner.study.components import make_pruner
 from tuner.study.orchestrate import StudySettings, run_study
-from tuner.study.pruners import SLOW_REASON, SlowTrialPruner
+from tuner.study.pruners import AT_LEAST_S, SLOW_REASON, SlowTrialPruner
 
 
 def finished_trial(seconds: float, value: float) -> FrozenTrial:
@@ -80,6 +80,14 @@ def test_the_guard_stops_only_a_trial_both_slow_and_behind(
     assert pruner.last_reason == (SLOW_REASON if stops else None)
 
 
+def test_the_guard_leaves_trials_of_a_few_seconds_alone() -> None:
+    quick = optuna.create_study(direction="maximize")
+    quick.add_trial(finished_trial(1, 0.8))
+    pruner = SlowTrialPruner(optuna.pruners.NopPruner())
+    assert not pruner.prune(quick, running_trial(5, {1: 0.1})), "5x slower, but only 5 s"
+    assert pruner.prune(quick, running_trial(12, {1: 0.1}))
+
+
 def test_the_guard_waits_for_a_finished_trial_to_compare_with() -> None:
     pruner = SlowTrialPruner(optuna.pruners.NopPruner())
     assert not pruner.prune(optuna.create_study(), running_trial(3600, {1: 0.0}))
@@ -102,7 +110,7 @@ class SlowFirstEpoch(EpochHook):
         if number == self.number and epoch == 1:
             done = [t for t in trials_of(self.settings) if t.state == TrialState.COMPLETE]
             slowest = max((t.datetime_complete - t.datetime_start).total_seconds() for t in done)  # type: ignore[operator]
-            time.sleep(2.5 * slowest + 0.5)
+            time.sleep(max(2.5 * slowest, AT_LEAST_S) + 0.5)
 
 
 def test_a_slow_hopeless_trial_is_pruned_at_its_first_epoch(tmp_path: Path) -> None:

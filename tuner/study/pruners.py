@@ -6,7 +6,8 @@ where the course's CNN takes a second) until those epochs are done. In a short s
 trial can take most of the budget. Ray Tune's ASHA makes the same point by counting training
 time, not epochs, as the resource. This guard keeps Optuna's pruner and adds one rule, in
 time: a trial that has already run longer than ``slower_than`` times the slowest finished
-trial took in all, and whose best value so far is worse than the median of theirs, stops.
+trial took in all (and at least ``at_least_s``), and whose best value so far is worse than
+the median of theirs, stops.
 The trial runner also asks within an epoch (every few seconds), so a first epoch that would
 take minutes is cut short too.
 """
@@ -23,6 +24,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 #: How many times the slowest finished trial a trial may run before the guard looks at it.
 SLOWER_THAN = 2.0
+#: ... and never before this many seconds: seconds-long trials differ by load, not by model.
+AT_LEAST_S = 10.0
 #: What the runner records (MLflow tag, user attr) for a trial the guard stopped.
 SLOW_REASON = "slow"
 
@@ -34,9 +37,15 @@ class SlowTrialPruner(optuna.pruners.BasePruner):
     #: The runner checks within epochs only for pruners that look at time.
     checks_within_epochs = True
 
-    def __init__(self, inner: optuna.pruners.BasePruner, slower_than: float = SLOWER_THAN) -> None:
+    def __init__(
+        self,
+        inner: optuna.pruners.BasePruner,
+        slower_than: float = SLOWER_THAN,
+        at_least_s: float = AT_LEAST_S,
+    ) -> None:
         self.inner = inner
         self.slower_than = slower_than
+        self.at_least_s = at_least_s
         self.last_reason: str | None = None  # why the last prune() said yes
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
@@ -61,7 +70,8 @@ class SlowTrialPruner(optuna.pruners.BasePruner):
             return False
         slowest = max(_seconds(t) for t in finished)
         now = dt.datetime.now(trial.datetime_start.tzinfo)
-        if (now - trial.datetime_start).total_seconds() <= self.slower_than * slowest:
+        allowed = max(self.slower_than * slowest, self.at_least_s)
+        if (now - trial.datetime_start).total_seconds() <= allowed:
             return False
         maximize = study.direction == StudyDirection.MAXIMIZE
         median = statistics.median(float(t.value) for t in finished)  # type: ignore[arg-type]
