@@ -1,4 +1,5 @@
-"""A guard in wall time around Optuna's epoch-based pruners.
+"""A guard in wall time around Optuna's median pruner (``--pruner median``; Hyperband is left
+unwrapped, since Optuna's samplers look for a HyperbandPruner itself).
 
 Optuna's median and Hyperband pruners compare trials at the same epoch, so they cannot stop
 a model whose epochs are very slow (a wide network without pooling can take minutes an epoch
