@@ -245,22 +245,20 @@ def resolve_data(args: argparse.Namespace, out: Path) -> tuple[Path, str]:
     return src, f"{what}, all {len(classes)} classes ({src})"
 
 
-def describe_data(root: Path, seeds: list[int]) -> dict[str, Any]:
-    """Load (and cache) the splits for every seed once, before any run is timed."""
+def describe_data(root: Path) -> dict[str, Any]:
+    """Load (and cache) the study's splits once, before any run is timed. Every run, of either
+    tool and any seed, trains and validates on these splits (``tune run``'s, made with seed 0)."""
     from tuner.data.layout import load_dataset
 
-    info: dict[str, Any] = {}
-    for seed in seeds:
-        d = load_dataset(root, seed=seed)
-        info = {
-            "classes": len(d.classes),
-            "train": len(d.train.labels),
-            "val": len(d.val.labels),
-            "test": 0 if d.test is None else len(d.test.labels),
-            "image": list(d.train.images.shape[1:]),
-            "writers_known": d.train.writers is not None,
-        }
-    return info
+    d = load_dataset(root)
+    return {
+        "classes": len(d.classes),
+        "train": len(d.train.labels),
+        "val": len(d.val.labels),
+        "test": 0 if d.test is None else len(d.test.labels),
+        "image": list(d.train.images.shape[1:]),
+        "writers_known": d.train.writers is not None,
+    }
 
 
 def data_variants(space_file: Path) -> list[dict[str, Any]]:
@@ -288,7 +286,7 @@ def data_variants(space_file: Path) -> list[dict[str, Any]]:
     return seen
 
 
-def prewarm(space_file: Path, root: Path, seeds: list[int]) -> str:
+def prewarm(space_file: Path, root: Path) -> str:
     """Build, outside every run's clock, the per-trial data variants (re-read preprocessing,
     synthetic pools) that the first run to sample them would otherwise pay for alone: both
     tools read them from the same on-disk cache, so no run is charged for one-off work."""
@@ -298,12 +296,11 @@ def prewarm(space_file: Path, root: Path, seeds: list[int]) -> str:
     started = time.perf_counter()
     variants = data_variants(space_file)
     space = load_space(space_file)
-    for seed in seeds:
-        trial_data = load_for_space(space, root, seed=seed)
-        for values in variants:
-            trial_data.dataset(values)
+    trial_data = load_for_space(space, root)
+    for values in variants:
+        trial_data.dataset(values)
     took = time.perf_counter() - started
-    return f"{len(variants)} data variants x {len(seeds)} seeds in {took:.0f} s"
+    return f"{len(variants)} data variants in {took:.0f} s"
 
 
 def renderer_version() -> str:
@@ -669,10 +666,10 @@ def main(argv: list[str] | None = None) -> None:
         print("data:")
         root, origin = resolve_data(args, out)
         seeds = list(range(1, args.seeds + 1))  # Keras Tuner takes seed 0 as "no seed"
-        data_info = describe_data(root, seeds)
+        data_info = describe_data(root)
         print(f"  {origin}: {data_info}")
         space_file = write_space(out, args)
-        print(f"  pre-warming the per-trial data cache: {prewarm(space_file, root, seeds)}")
+        print(f"  pre-warming the per-trial data cache: {prewarm(space_file, root)}")
         ctx = {
             "space": str(space_file),
             "data": str(root),
@@ -685,6 +682,8 @@ def main(argv: list[str] | None = None) -> None:
             "configs": args.configs.split(","),
             "enqueue": args.enqueue,
             "with_mixing": args.with_mixing,
+            # Before 2026-11-27 Keras Tuner's runs split with their run seed, ours with 0.
+            "split": SPLIT,
             "renderer_at_start": renderer_version(),
             "warm_tracking": str(warm_tracking_store(out)),
         }
@@ -734,7 +733,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 #: What must be the same for runs to be compared in one report.
-SAME_FOR_ALL_RUNS = ("budget", "max_epochs", "patience", "enqueue", "with_mixing", "data_info")
+#: How every run's train/validation split is made (recorded; --resume refuses other splits).
+SPLIT = "tune run's (seed 0), the same for both tools and every seed"
+SAME_FOR_ALL_RUNS = (
+    "budget", "max_epochs", "patience", "enqueue", "with_mixing", "data_info", "split",
+)  # fmt: skip
 
 
 def merged_settings(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:

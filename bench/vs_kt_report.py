@@ -103,6 +103,11 @@ class Run:
         return float(scored[0]["t"]) if scored else None
 
 
+#: Re-scoring a winner's restored weights on the validation split must give its recorded best
+#: value; 0.01 allows for nondeterministic float sums on a couple of borderline images.
+VAL_CHECK_TOLERANCE = 0.01
+
+
 def load_run(run_dir: Path) -> Run:
     meta = json.loads((run_dir / "run.json").read_text("utf-8"))
     events = []
@@ -449,6 +454,14 @@ def write_outputs(
         f"{k}: test accuracy not measured ({v.get('error')})"
         for k, v in tests.items()
         if v.get("test_accuracy") is None
+    ]
+    problems += [
+        f"{r.key}: its winner re-scored on the validation split gives {check:.4f}, not the "
+        f"{best:.4f} its run recorded: the runs were not validated on the same images"
+        for r in runs
+        if (best := r.best_value()) is not None
+        and (check := tests.get(r.key, {}).get("val_accuracy_check")) is not None
+        and abs(check - best) > VAL_CHECK_TOLERANCE
     ]
     lines += ["", f"Plot: {plot_path.name}. Time series: timeseries.csv; per run: runs.csv."]
     if problems:

@@ -72,13 +72,15 @@ def tuner_kwargs(algo: str, seed: int, max_epochs: int) -> tuple[Any, dict[str, 
     raise SystemExit(f"unknown Keras Tuner algorithm {algo!r}")
 
 
-def study_data(space_file: Path, root: str, seed: int) -> Any:
-    """The per-trial data provider, made exactly as ``tune run --data ROOT --seed SEED`` makes
-    it (``load_for_space``): same validation split, preprocessing variants and mixing."""
+def study_data(space_file: Path, root: str) -> Any:
+    """The per-trial data provider, made exactly as ``tune run --data ROOT`` makes it
+    (``load_for_space``): same validation split, preprocessing variants and mixing. The split
+    does not depend on the run's seed (``tune run`` splits every study with seed 0), so both
+    tools train and validate on the same images in every seed."""
     from tuner.space import load_space
     from tuner.study.data_source import load_for_space
 
-    return load_for_space(load_space(space_file), root, seed=seed)
+    return load_for_space(load_space(space_file), root)
 
 
 def build_tuner(
@@ -169,7 +171,7 @@ def run_kt(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
     events = run_dir / EVENTS
     space = load_space(args.space)
-    trial_data = study_data(Path(args.space), args.data, args.seed)
+    trial_data = study_data(Path(args.space), args.data)
     tuner = build_tuner(
         args.algo,
         Path(args.space),
@@ -248,7 +250,7 @@ def evaluate(jobs_file: Path, results_file: Path) -> None:
     results: dict[str, Any] = {}
     if results_file.exists():
         results = json.loads(results_file.read_text(encoding="utf-8"))
-    providers: dict[tuple[str, str, int], Any] = {}
+    providers: dict[tuple[str, str], Any] = {}
     for job in jobs:
         key = job["key"]
         if key in results and results[key].get("test_accuracy") is not None:
@@ -256,9 +258,9 @@ def evaluate(jobs_file: Path, results_file: Path) -> None:
         started = time.perf_counter()
         entry: dict[str, Any] = {"ref": job["ref"]}
         try:
-            pkey = (job["space"], job["data"], job["seed"])
+            pkey = (job["space"], job["data"])
             if pkey not in providers:
-                providers[pkey] = study_data(Path(job["space"]), job["data"], job["seed"])
+                providers[pkey] = study_data(Path(job["space"]), job["data"])
             trial_data = providers[pkey]
             keras.backend.clear_session()
             with tempfile.TemporaryDirectory(prefix="vs-kt-eval-") as tmp:
