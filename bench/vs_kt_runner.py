@@ -50,7 +50,7 @@ def tuner_kwargs(algo: str, seed: int, max_epochs: int) -> tuple[Any, dict[str, 
         "objective": kt.Objective("val_accuracy", direction="max"),
         "seed": seed,
         "executions_per_trial": 1,
-        # An infeasible configuration (too much pooling) is a failed trial and the search goes
+        # A configuration that cannot be built is a failed trial and the search goes
         # on, as in our study; Keras Tuner stops after 3 failures in a row by default.
         "max_consecutive_failed_trials": 1_000_000,
     }

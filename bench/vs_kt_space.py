@@ -205,7 +205,7 @@ def make_hypermodel(space: SearchSpace, trial_data: Any) -> Any:
             params = sample(hp, space)
             if self.declaring:
                 return None
-            # A configuration our builder refuses (too much pooling for the input) is an
+            # A configuration our builder refuses (an unknown optimizer, say) is an
             # infeasible trial, as it is a failed trial in our study.
             try:
                 return build_model(space.model, params, input_shape, n_classes)

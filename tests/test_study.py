@@ -117,23 +117,51 @@ def test_pruning_stops_a_hopeless_trial_early(tmp_path: Path, data: Any) -> None
 
 
 def test_a_trial_that_raises_is_failed_with_its_reason_and_the_study_goes_on(
+    tmp_path: Path, data: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuner.models import builder
+
+    real_build_model = builder.build_model
+    calls = []
+
+    def build_model(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 1:  # the first trial's configuration cannot be built
+            raise builder.ModelConfigError("unknown optimizer 'adamx'; use one of ['adam']")
+        return real_build_model(*args, **kwargs)
+
+    monkeypatch.setattr(builder, "build_model", build_model)
+    space = write_tiny_space(tmp_path, epochs=1)
+    s = settings_for(tmp_path, space, n_trials=3, seed=0)
+    outcome = run_study(s, data)
+    trials = trials_of(s)
+    assert trials[0].state == TrialState.FAIL
+    assert "unknown optimizer" in trials[0].user_attrs["fail_reason"]
+    assert outcome.counts.get("COMPLETE") == 2, "the study went on after the failure"
+    run = MlflowClient(s.tracking_uri).get_run(trials[0].user_attrs["mlflow_run_id"])
+    assert run.info.status == "FAILED"
+    assert "unknown optimizer" in run.data.tags["tuner.fail_reason"]
+
+
+def test_pools_that_outgrow_the_feature_map_are_capped_and_the_trial_completes(
     tmp_path: Path, data: Any
 ) -> None:
-    # 16x12 input, pool 4 then pool 4: the second block's 4x3 map is too small.
+    # 16x12 input, pool 4 then pool 4: the second block's map is 4x3, so its pool is 3.
     enqueue = (
         "enqueue:\n  - {n_blocks: 2, filters_1: 4, filters_2: 4, pool_size_1: 4, "
         "pool_size_2: 4, learning_rate: 0.01}\n"
     )
     space = write_tiny_space(tmp_path, epochs=1, extra=enqueue)
-    s = settings_for(tmp_path, space, n_trials=3, seed=0)
-    outcome = run_study(s, data)
-    trials = trials_of(s)
-    assert trials[0].state == TrialState.FAIL
-    assert "too small" in trials[0].user_attrs["fail_reason"]
-    assert outcome.counts.get("COMPLETE") == 2, "the study went on after the failure"
-    run = MlflowClient(s.tracking_uri).get_run(trials[0].user_attrs["mlflow_run_id"])
-    assert run.info.status == "FAILED"
-    assert "too small" in run.data.tags["tuner.fail_reason"]
+    s = settings_for(tmp_path, space, n_trials=1, seed=0)
+    run_study(s, data)
+    (trial,) = trials_of(s)
+    assert trial.state == TrialState.COMPLETE
+    assert trial.params["pool_size_2"] == 4, "the sampled value is recorded as sampled"
+    run = MlflowClient(s.tracking_uri).get_run(trial.user_attrs["mlflow_run_id"])
+    summary = Path(
+        MlflowClient(s.tracking_uri).download_artifacts(run.info.run_id, "model_summary.txt")
+    ).read_text("utf-8")
+    assert "(None, 1, 1, 4)" in summary, "the capped pool is in the logged model summary"
 
 
 class EpochHook:

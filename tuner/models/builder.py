@@ -86,6 +86,19 @@ def _input_layers(params: Mapping[str, Any], input_shape: tuple[int, int, int]) 
     return inputs, x
 
 
+def pool_size(params: Mapping[str, Any], block: int, height: int, width: int) -> int:
+    """Block ``block``'s pool size, capped at its feature map's shorter side.
+
+    Deep or strongly pooled networks shrink the map below the sampled pool size (80x60 input,
+    pools 4-4-4: the third block's map is 5x3). Building them with the pool capped, where
+    Keras would refuse them, keeps every sampled configuration trainable: a failed trial tells
+    the sampler nothing (Optuna's TPE and GP samplers skip failed trials), so a space with such
+    a region would keep drawing from it; Optuna's GP sampler spent 146 of 185 trials there.
+    The model summary logged with each trial shows the pools actually built.
+    """
+    return max(1, min(int(params.get(f"pool_size_{block}", 2)), height, width))
+
+
 class CNNBuilder(ModelBuilder):
     """Conv blocks (conv, optional batch norm, ReLU, optional pooling), then a dense head.
 
@@ -113,13 +126,8 @@ class CNNBuilder(ModelBuilder):
             if batch_norm:
                 x = keras.layers.BatchNormalization(name=f"bn_{i}")(x)
             x = keras.layers.Activation("relu", name=f"relu_{i}")(x)
-            if pooling != "none":
-                pool = int(params.get(f"pool_size_{i}", 2))
-                if pool > min(height, width):
-                    raise ModelConfigError(
-                        f"block {i}: a {height}x{width} feature map is too small for "
-                        f"pool size {pool} (too many blocks or too much pooling for the input)"
-                    )
+            pool = pool_size(params, i, height, width) if pooling != "none" else 1
+            if pool > 1:
                 layer = (
                     keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
                 )
