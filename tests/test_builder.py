@@ -3,22 +3,16 @@ feature map so that every configuration a sampler draws can be built and trained
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tuner.models.builder import build_model, pool_size
+from tuner.space import load_space
 
-COURSE_CNN: dict[str, Any] = {
-    "n_blocks": 3,
-    "filters_1": 16,
-    "filters_2": 32,
-    "filters_3": 64,
-    "kernel_size": 3,
-    "pooling": "max",
-    "pool_size_1": 2,
-    "pool_size_2": 2,
-    "pool_size_3": 4,
-    "dense_units": 64,
-}
+# The course's CNN as the shipped space enqueues it (16-32-64, 3x3, max pooling 2-2-4, dense 64).
+COURSE_CNN: dict[str, Any] = dict(
+    load_space("casia_cnn", search_dirs=[Path(__file__).parent.parent / "search_spaces"]).enqueue[0]
+)
 
 
 def test_the_course_cnn_keeps_its_pools() -> None:
