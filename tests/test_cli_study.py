@@ -51,6 +51,28 @@ def test_run_resume_status_best(workdir: Path) -> None:
     assert "val_accuracy" in report["metrics"]
 
 
+def test_gp_runs_unpruned_by_default_and_a_named_pruner_is_kept_with_a_note(
+    workdir: Path,
+) -> None:
+    import optuna
+
+    from tuner.study.orchestrate import ATTR_PRUNER
+
+    common = ["--data", "data", "--n-trials", "1", "--no-live", "--sampler", "gp"]
+    plain = tune("run", "tiny.yaml", "--study-name", "gp_plain", *common)
+    assert plain.exit_code == 0, plain.output
+    assert "pruner none" in plain.output and "note:" not in plain.output
+    named = tune("run", "tiny.yaml", "--study-name", "gp_median", *common, "--pruner", "median")
+    assert named.exit_code == 0, named.output
+    assert "pruner median" in named.output and "note:" in named.output
+    storage = f"sqlite:///{workdir / 'tuner.db'}"
+    recorded = {
+        name: optuna.load_study(study_name=name, storage=storage).user_attrs[ATTR_PRUNER]
+        for name in ("gp_plain", "gp_median")
+    }
+    assert recorded == {"gp_plain": "none", "gp_median": "median"}, "workers read it back"
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

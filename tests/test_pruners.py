@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tests.test_study import EpochHook, settings_for, trials_of
 from tests.tiny import tiny_dataset, write_tiny_space
-from tuner.study.components import make_pruner
+from tuner.study.components import default_pruner, make_pruner, pairing_advice
 from tuner.study.orchestrate import StudySettings, run_study
 from tuner.study.pruners import AT_LEAST_S, SLOW_REASON, SlowTrialPruner
 
@@ -96,6 +96,16 @@ def test_the_guard_waits_for_a_finished_trial_to_compare_with() -> None:
 def test_the_median_pruner_is_guarded_and_none_prunes_nothing() -> None:
     assert isinstance(make_pruner("median", 4), SlowTrialPruner)
     assert isinstance(make_pruner("none", 4), optuna.pruners.NopPruner)
+
+
+def test_gp_is_not_pruned_unless_asked_and_asking_gets_a_caution() -> None:
+    # Optuna's GPSampler fits only completed trials: pruning leaves it next to nothing.
+    assert default_pruner("gp") == "none"
+    assert default_pruner("tpe") == default_pruner("random") == "median"
+    advice = pairing_advice("gp", "median")
+    assert advice is not None and "--pruner" in advice and "\n" not in advice
+    assert pairing_advice("gp", "none") is None
+    assert pairing_advice("tpe", "median") is None
 
 
 class SlowFirstEpoch(EpochHook):

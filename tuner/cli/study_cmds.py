@@ -72,8 +72,7 @@ def heartbeat_options(f: Any) -> Any:
 @click.option(
     "--pruner",
     type=click.Choice(["median", "hyperband", "none"]),
-    default="median",
-    show_default=True,
+    help="Default: median; none with --sampler gp, which learns only from completed trials.",
 )
 @click.option("--seed", type=int, help="Seed for the sampler and the models (one worker).")
 @click.option("--n-trials", type=click.IntRange(min=1), help="Total trials the study should have.")
@@ -103,7 +102,7 @@ def run(
     storage: str | None,
     tracking_uri: str | None,
     sampler: str,
-    pruner: str,
+    pruner: str | None,
     seed: int | None,
     n_trials: int | None,
     timeout: float | None,
@@ -121,6 +120,7 @@ def run(
     from rich.console import Console
 
     from tuner.space import load_space
+    from tuner.study.components import default_pruner, pairing_advice
     from tuner.study.orchestrate import StudySettings
     from tuner.study.storage import resolve_storage_url
     from tuner.tracking.mlflow_tracker import resolve_tracking_uri
@@ -131,6 +131,11 @@ def run(
             search_space,
             training=dataclasses.replace(search_space.training, max_epochs=max_epochs),
         )
+    console = Console()
+    if pruner is None:
+        pruner = default_pruner(sampler)
+    elif advice := pairing_advice(sampler, pruner):
+        console.print(f"[yellow]note:[/yellow] {advice}")
     settings = StudySettings(
         space=search_space,
         storage_url=resolve_storage_url(storage),
@@ -148,7 +153,6 @@ def run(
         grace_period=max(grace, 2 * heartbeat),
         storage_patience_s=db_patience,
     )
-    console = Console()
     if workers > 1:
         _run_parallel(console, settings, workers, data_path, live)
     else:
