@@ -99,7 +99,8 @@ PRUNERS = ("median", "hyperband", "none")
 #: Samplers that learn only from COMPLETE trials, so pruning starves them. Optuna's GPSampler
 #: fits its Gaussian process to completed trials alone (pruned ones are dropped, unlike TPE,
 #: which ranks them by their last epoch); with the median rule, 300 s studies in
-#: bench/vs_keras_tuner.py completed 4-9 trials of 45-132 and GP fell behind random search.
+#: bench/vs_keras_tuner.py completed 4-9 trials of 45-132, and GP + median ended at 0.838
+#: against 0.902 for GP without pruning.
 LEARNS_FROM_COMPLETE_ONLY = frozenset({"gp"})
 
 
@@ -114,7 +115,7 @@ def pairing_advice(sampler: str, pruner: str) -> str | None:
     if sampler in LEARNS_FROM_COMPLETE_ONLY and pruner != "none":
         return (
             f"the {sampler} sampler learns only from completed trials and the {pruner} pruner "
-            f"stops most of them, so it may stay near random search; drop --pruner (gp's "
+            f"stops most of them, so it may stay near random search; drop --pruner ({sampler}'s "
             f"default is none) or use --sampler tpe"
         )
     return None
